@@ -1,0 +1,590 @@
+/*
+ * fasa.h - libfasa: Frequency-Aware Sparse Attention (FASA) for CPU decoders.
+ *
+ * This is the only public header of libfasa. It depends on <stddef.h> and
+ * <stdint.h> only and compiles as C11 and as C++.
+ *
+ * FASA (arXiv 2602.03152) in three stages, each a call here:
+ *   1. fasa_calibrate*  (offline, once per model): measure how well each RoPE
+ *      frequency chunk (FC) ranks cached tokens like the full head does
+ *      ("contextual agreement") and keep the best FCs per (layer, head) in a
+ *      fasa_profile.
+ *   2. fasa_predict     (TIP, every decode step): score all cached tokens with
+ *      the dominant FCs only and select the top-k token indices.
+ *   3. fasa_attend      (FAC): exact softmax attention of the full query over
+ *      the selected tokens only.
+ * fasa_attend_dense is ordinary attention (prefill, dense layers, short
+ * contexts) and fasa_decode_step chains 2 and 3 for one layer.
+ *
+ * Conventions that hold for every function below:
+ *  - Every function returns fasa_status (FASA_OK = 0) unless it is a pure
+ *    query such as fasa_version_number(). Results go through out-pointers.
+ *    On failure, outputs are left untouched unless the function says
+ *    otherwise, and nothing outside the caller's declared output extents is
+ *    ever written.
+ *  - Memory passed in is owned by the caller and is never freed, copied as a
+ *    whole or retained after the call returns (label caches and profiles are
+ *    the only objects the library keeps, and they live where documented).
+ *  - Tensors are described by fasa_view: a strided view of caller memory.
+ *  - Hot-path calls (predict, attend, attend_dense, decode_step, label cache
+ *    append) never allocate: scratch memory comes from a caller workspace
+ *    whose size is queried first with the matching *_workspace_size call.
+ *  - The optional fasa_ctx argument may be NULL (defaults: one thread, best
+ *    CPU kernels, no error detail). Pass a context to get threads and the
+ *    text of the last error.
+ *  - Thread safety: the library has no mutable global state apart from the
+ *    CPU dispatch table, which is resolved once, race-free. Each function's
+ *    comment ends with one sentence on what may be shared between threads.
+ */
+#ifndef FASA_H_7F3C19A2
+#define FASA_H_7F3C19A2
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* FASA_API marks exported functions. It is empty for users; the library's
+ * own build redefines it (src/internal.h) to default visibility while
+ * compiling with -fvisibility=hidden. */
+#ifndef FASA_API
+#define FASA_API
+#endif
+
+/* Opaque per-thread context (threads, CPU level cap, last error message). */
+typedef struct fasa_ctx fasa_ctx;
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define FASA_VERSION_MAJOR 0
+#define FASA_VERSION_MINOR 1
+#define FASA_VERSION_PATCH 0
+#define FASA_VERSION_NUMBER \
+    (FASA_VERSION_MAJOR * 10000 + FASA_VERSION_MINOR * 100 + FASA_VERSION_PATCH)
+#define FASA_VERSION_STRING "0.1.0"
+
+/* Version of the library actually linked, to detect header/library skew. */
+FASA_API unsigned fasa_version_number(void);
+FASA_API const char *fasa_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes (values are fixed forever and never reused)                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum fasa_status {
+    FASA_OK = 0,
+    FASA_ERR_NULL_POINTER = 1,      /* a required pointer argument is NULL       */
+    FASA_ERR_INVALID_ARGUMENT = 2,  /* an enum/flag/option value is not valid    */
+    FASA_ERR_ZERO_SIZE = 3,         /* a size that must be > 0 is 0              */
+    FASA_ERR_OVERFLOW = 4,          /* sizes overflow size_t / the index type    */
+    FASA_ERR_BAD_SHAPE = 5,         /* shapes of the arguments are inconsistent  */
+    FASA_ERR_BAD_STRIDE = 6,        /* strides too small, overlapping or odd     */
+    FASA_ERR_BAD_DTYPE = 7,         /* unknown or unsupported element type       */
+    FASA_ERR_BAD_BUDGET = 8,        /* budget 0, negative, NaN or infinite       */
+    FASA_ERR_PROFILE_MISMATCH = 9,  /* profile does not fit the tensors / layer  */
+    FASA_ERR_WORKSPACE_TOO_SMALL = 10, /* workspace smaller than *_workspace_size */
+    FASA_ERR_BUFFER_TOO_SMALL = 11, /* an output buffer or capacity is too small */
+    FASA_ERR_BAD_INDEX = 12,        /* index out of range, unsorted or repeated  */
+    FASA_ERR_NONFINITE = 13,        /* NaN/Inf where a finite value is required  */
+    FASA_ERR_ALIASING = 14,         /* an output overlaps an input or output     */
+    FASA_ERR_OUT_OF_MEMORY = 15,    /* allocation failed (non-hot-path calls)    */
+    FASA_ERR_IO = 16,               /* file could not be opened/read/written     */
+    FASA_ERR_BAD_FILE = 17,         /* not a profile, truncated or inconsistent  */
+    FASA_ERR_BAD_VERSION = 18,      /* profile file version not supported        */
+    FASA_ERR_CHECKSUM = 19,         /* profile file checksum mismatch            */
+    FASA_ERR_BAD_STATE = 20,        /* object used in the wrong state            */
+    FASA_ERR_UNSUPPORTED = 21,      /* valid request this build cannot serve     */
+    FASA_ERR_MISALIGNED = 22        /* pointer alignment requirement not met     */
+} fasa_status;
+
+/* A short static English description of a status, never NULL (unknown values
+ * give "unknown fasa_status"). Thread-safe. */
+FASA_API const char *fasa_status_string(fasa_status status);
+
+/* Stable identifier of a status, e.g. "FASA_ERR_BAD_STRIDE"; never NULL.
+ * Thread-safe. */
+FASA_API const char *fasa_status_name(fasa_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Element types, RoPE pair layouts, GQA modes                               */
+/* ------------------------------------------------------------------------ */
+
+typedef enum fasa_dtype {
+    FASA_DTYPE_F32 = 0,
+    FASA_DTYPE_F16 = 1, /* IEEE binary16 */
+    FASA_DTYPE_BF16 = 2 /* bfloat16      */
+} fasa_dtype;
+
+/* Which head dimensions form frequency chunk (FC) f, 0 <= f < head_dim/2.
+ *  INTERLEAVED: dims (2f, 2f+1). True RoPE pairs of the Meta / GPT-J /
+ *               llama.cpp ROPE_TYPE_NORMAL layout; FC f has frequency
+ *               theta_f = base^(-2f/d).
+ *  HALF:        dims (f, f + d/2). True RoPE pairs of the HF rotate_half /
+ *               NeoX layout; FC f has frequency theta_f.
+ *  ADJACENT:    dims (2f, 2f+1) of a rotate-half tensor. Not a rotation pair:
+ *               this is the grouping of the official FASA code, kept so that
+ *               published profiles can be reproduced.
+ * The layout is a property of a profile (and of the calibration that made
+ * it); tensors themselves are plain arrays. */
+typedef enum fasa_pair_layout {
+    FASA_PAIRS_INTERLEAVED = 0,
+    FASA_PAIRS_HALF = 1,
+    FASA_PAIRS_ADJACENT = 2
+} fasa_pair_layout;
+
+/* How grouped-query attention (Hq query heads sharing Hkv KV heads,
+ * G = Hq / Hkv) selects tokens.
+ *  PER_HEAD:     the paper: each query head has its own FC set and its own
+ *                selected tokens (Hq token sets per step).
+ *  GROUP_SHARED: one FC set per KV head, chosen from the group's summed
+ *                agreement, scored with the group's summed query; one token
+ *                set per KV head (Hkv sets per step), so each selected K/V row
+ *                is read once per group. */
+typedef enum fasa_gqa_mode {
+    FASA_GQA_PER_HEAD = 0,
+    FASA_GQA_GROUP_SHARED = 1
+} fasa_gqa_mode;
+
+/* ------------------------------------------------------------------------ */
+/* Views over caller-owned memory                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A strided view of a [tokens][heads][head_dim] tensor in caller memory.
+ * Element (t, h, i) lives at  (elem*)data + t*token_stride + h*head_stride + i
+ * (strides in ELEMENTS, not bytes; head dimensions are contiguous).
+ *
+ *   llama.cpp KV cache (token-major, heads interleaved):
+ *        token_stride = n_heads*head_dim, head_stride = head_dim
+ *   head-major cache / HF [heads, tokens, dim] tensor:
+ *        token_stride = head_dim, head_stride = max_tokens*head_dim
+ *
+ * A view is valid when data is non-NULL, all sizes are > 0, dtype is known,
+ * the extent does not overflow, and distinct (token, head) rows do not
+ * overlap (a stride of a dimension of size 1 is ignored). Input views are
+ * never written. Output views must not overlap any input.
+ *
+ * struct_size must be sizeof(fasa_view) (use fasa_view_make or
+ * FASA_VIEW_INIT); it lets later versions append fields (for example a paged
+ * layout) without breaking the ABI. kind must be 0 (strided). */
+typedef struct fasa_view {
+    size_t struct_size;  /* = sizeof(fasa_view)                    */
+    void *data;          /* first element; const for inputs        */
+    int32_t dtype;       /* fasa_dtype                             */
+    int32_t kind;        /* 0 = strided; other values reserved     */
+    size_t n_tokens;
+    size_t n_heads;
+    size_t head_dim;
+    size_t token_stride; /* elements between consecutive tokens    */
+    size_t head_stride;  /* elements between consecutive heads     */
+} fasa_view;
+
+/* Fill *view (no validation beyond NULL; validation happens where it is
+ * used). data may be const memory for input views; the library never writes
+ * through an input view. Thread-safe. */
+FASA_API fasa_status fasa_view_make(fasa_view *view, const void *data, fasa_dtype dtype,
+                                    size_t n_tokens, size_t n_heads, size_t head_dim,
+                                    size_t token_stride, size_t head_stride);
+
+/* Check a view and report the first problem (status and, with ctx, a message).
+ * Thread-safe (a ctx must not be shared). */
+FASA_API fasa_status fasa_view_validate(fasa_ctx *ctx, const fasa_view *view);
+
+/* ------------------------------------------------------------------------ */
+/* Context (optional everywhere: NULL means defaults)                        */
+/* ------------------------------------------------------------------------ */
+
+/* CPU kernel levels, for fasa_ctx_options.cpu_level and fasa_cpu_level(). */
+typedef enum fasa_cpu_level {
+    FASA_CPU_AUTO = -1,      /* best the CPU supports (default)           */
+    FASA_CPU_SCALAR = 0,     /* portable reference kernels                */
+    FASA_CPU_AVX2 = 1,       /* AVX2 + FMA + F16C                         */
+    FASA_CPU_AVX512 = 2,     /* AVX-512 F/BW/VL (+F16C)                   */
+    FASA_CPU_AVX512_BF16 = 3,/* AVX-512 plus AVX512_BF16 (vdpbf16ps)      */
+    FASA_CPU_NEON = 4        /* AArch64 Advanced SIMD (+fp16 conversion)  */
+} fasa_cpu_level;
+
+typedef struct fasa_ctx_options {
+    size_t struct_size; /* = sizeof(fasa_ctx_options)                          */
+    int32_t n_threads;  /* threads per call; 0 or 1 = caller's thread only.
+                           >1 needs a build with OpenMP, else it is clamped to 1 */
+    int32_t cpu_level;  /* fasa_cpu_level cap; FASA_CPU_AUTO = best available.
+                           A level above what the CPU supports is clamped.       */
+} fasa_ctx_options;
+
+/* Defaults: n_threads 1, cpu_level FASA_CPU_AUTO. Thread-safe. */
+FASA_API void fasa_ctx_options_default(fasa_ctx_options *options);
+
+/* Create a context (allocates). options may be NULL for defaults.
+ * A context holds the options and the message of the last error of a call
+ * made with it. One context per thread at a time; contexts are cheap. */
+FASA_API fasa_status fasa_ctx_create(const fasa_ctx_options *options, fasa_ctx **out);
+
+/* Free a context; NULL is a no-op. Not thread-safe with other uses of ctx. */
+FASA_API void fasa_ctx_destroy(fasa_ctx *ctx);
+
+/* Human-readable detail of the last failed call made with ctx ("" if none,
+ * "" for ctx == NULL); valid until the next call with ctx. Never NULL. */
+FASA_API const char *fasa_ctx_last_error(const fasa_ctx *ctx);
+
+/* Effective thread count and CPU level of ctx (NULL: the defaults). */
+FASA_API int fasa_ctx_threads(const fasa_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* CPU dispatch introspection                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Feature bits detected on this CPU (FASA_CPU_FEATURE_*), after the
+ * FASA_CPU environment cap (scalar|avx2|avx512|avx512bf16|neon) read once. */
+#define FASA_CPU_FEATURE_AVX2 (1u << 0)     /* with FMA and F16C, OS-enabled */
+#define FASA_CPU_FEATURE_AVX512 (1u << 1)   /* F, BW, VL, OS-enabled         */
+#define FASA_CPU_FEATURE_AVX512BF16 (1u << 2)
+#define FASA_CPU_FEATURE_NEON (1u << 3)
+#define FASA_CPU_FEATURE_NEON_FP16 (1u << 4)
+#define FASA_CPU_FEATURE_NEON_BF16 (1u << 5)
+FASA_API uint32_t fasa_cpu_features(void);
+
+/* Highest kernel level usable by default (a fasa_cpu_level). */
+FASA_API int fasa_cpu_best_level(void);
+
+/* Name of the kernel chosen for an internal operation at the given level
+ * (FASA_CPU_AUTO for the default), e.g. "score_labels_f16_avx512"; op names
+ * are listed in docs/api.md. Returns NULL for an unknown op. Thread-safe. */
+FASA_API const char *fasa_kernel_name(const char *op, int cpu_level);
+
+/* ------------------------------------------------------------------------ */
+/* Profiles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A profile holds, for one model: its shape, the calibrated K values, the
+ * mean contextual agreement of every FC of every (layer, query head) at each
+ * K (if calibrated), the dominant FC set of every (layer, query head) and of
+ * every (layer, KV head) for GROUP_SHARED mode, and the set of layers that
+ * run dense (default: layer 0 only). Profiles are immutable after creation
+ * except through fasa_profile_select and fasa_profile_set_dense_layer. */
+typedef struct fasa_profile fasa_profile;
+
+typedef struct fasa_model_shape {
+    size_t struct_size; /* = sizeof(fasa_model_shape) */
+    size_t n_layers;
+    size_t n_q_heads;   /* Hq                         */
+    size_t n_kv_heads;  /* Hkv, divides Hq            */
+    size_t head_dim;    /* even                       */
+    int32_t pair_layout;/* fasa_pair_layout           */
+    int32_t reserved;   /* 0                          */
+} fasa_model_shape;
+
+/* Build a profile directly from FC lists (no agreement data).
+ * fcs: [n_layers][n_q_heads][n_fc] FC indices (< head_dim/2, distinct within
+ * a row, any order; stored sorted ascending). group_fcs: optional
+ * [n_layers][n_kv_heads][n_fc] for GROUP_SHARED mode; NULL derives them by
+ * vote (FCs used by most heads of the group, ties to the lower FC index).
+ * Dense layers default to {0}. Allocates *out; free with fasa_profile_destroy.
+ * Thread-safe. */
+FASA_API fasa_status fasa_profile_create(const fasa_model_shape *shape, const uint32_t *fcs,
+                                         size_t n_fc, const uint32_t *group_fcs,
+                                         fasa_profile **out);
+
+/* Free; NULL is a no-op. Must not race with any other use of the profile. */
+FASA_API void fasa_profile_destroy(fasa_profile *profile);
+
+/* Deep copy. Thread-safe with concurrent readers of src. */
+FASA_API fasa_status fasa_profile_clone(const fasa_profile *src, fasa_profile **out);
+
+/* Summary of a profile. */
+typedef struct fasa_profile_info {
+    size_t struct_size;      /* = sizeof(fasa_profile_info), set by caller */
+    fasa_model_shape shape;
+    size_t n_k;              /* number of calibrated K values (0: none)    */
+    size_t n_steps;          /* decode steps accumulated per layer (max)   */
+    size_t max_fc;           /* largest dominant set size of any head      */
+    uint32_t has_agreement;  /* 1 if agreement data is stored              */
+    uint32_t selection_k;    /* K slice the current sets were chosen from (0 = given) */
+} fasa_profile_info;
+FASA_API fasa_status fasa_profile_get_info(const fasa_profile *profile, fasa_profile_info *info);
+
+/* Copy the calibrated K values (n_k of them) into k_values[capacity]. */
+FASA_API fasa_status fasa_profile_get_k_values(const fasa_profile *profile, uint32_t *k_values,
+                                               size_t capacity);
+
+/* Mean contextual agreement of layer `layer` at K index k_index:
+ * out[n_q_heads][head_dim/2] (capacity in floats). FASA_ERR_BAD_STATE when
+ * the profile has no agreement data. */
+FASA_API fasa_status fasa_profile_get_agreement(const fasa_profile *profile, size_t layer,
+                                                size_t k_index, float *out, size_t capacity);
+
+/* Dominant FC set (ascending) of query head `head` (PER_HEAD) or of KV head
+ * `head` (GROUP_SHARED) in `layer`: writes *n_fc entries into fcs[capacity]. */
+FASA_API fasa_status fasa_profile_get_fcs(const fasa_profile *profile, size_t layer,
+                                          fasa_gqa_mode mode, size_t head, uint32_t *fcs,
+                                          size_t capacity, size_t *n_fc);
+
+/* Whether a layer runs dense (1) or sparse (0). */
+FASA_API fasa_status fasa_profile_get_dense_layer(const fasa_profile *profile, size_t layer,
+                                                  int *dense);
+/* Mark a layer dense or sparse. Must not race with any use of the profile. */
+FASA_API fasa_status fasa_profile_set_dense_layer(fasa_profile *profile, size_t layer, int dense);
+
+/* How dominant FCs are chosen from agreement data. */
+typedef struct fasa_select_options {
+    size_t struct_size;     /* = sizeof(fasa_select_options)                       */
+    uint32_t n_fc;          /* N_tip, FCs kept per head; default 16                 */
+    uint32_t k;             /* K slice deciding the ranking; 0 = the calibrated K
+                               closest to budget_hint (ties: the smaller K)          */
+    uint32_t budget_hint;   /* intended token budget, default 256                   */
+    uint32_t use_threshold; /* 1: official rule below instead of plain top-n_fc     */
+    float threshold_ratio;  /* quantile of the head's agreement (default 0.8)       */
+    uint32_t min_fc;        /* if fewer than min_fc pass: top min_fc (default 16)   */
+    uint32_t max_fc;        /* if more than max_fc pass: top max_fc (default 16)    */
+} fasa_select_options;
+
+/* Defaults as in the paper and the official scripts. Thread-safe. */
+FASA_API void fasa_select_options_default(fasa_select_options *options);
+
+/* Re-derive all dominant sets (per query head and per KV group) from the
+ * stored agreement. Ties rank the lower FC index first. Fails with
+ * FASA_ERR_BAD_STATE when there is no agreement data. Must not race with any
+ * other use of the profile. */
+FASA_API fasa_status fasa_profile_select(fasa_profile *profile, const fasa_select_options *options);
+
+/* Serialize to the binary format of docs/profile-format.md (little-endian,
+ * versioned, CRC-32 checked). _save_buffer writes *size bytes into buf; call
+ * it with buf == NULL to learn the size. Thread-safe with concurrent readers. */
+FASA_API fasa_status fasa_profile_save(const fasa_profile *profile, const char *path);
+FASA_API fasa_status fasa_profile_save_buffer(const fasa_profile *profile, void *buf,
+                                              size_t capacity, size_t *size);
+
+/* Parse a profile file / buffer. Every field is validated; truncated,
+ * oversized, corrupted or wrong-version input gives an error, never a crash.
+ * Allocates *out. Thread-safe. */
+FASA_API fasa_status fasa_profile_load(const char *path, fasa_profile **out);
+FASA_API fasa_status fasa_profile_load_buffer(const void *buf, size_t size, fasa_profile **out);
+
+/* Human-readable text dump (shape, K values, dense layers, per head: the
+ * dominant FCs with their agreement). Writes at most capacity bytes including
+ * the terminating NUL into text and sets *length to the full length without
+ * NUL (call with text == NULL to size). Thread-safe with concurrent readers. */
+FASA_API fasa_status fasa_profile_describe(const fasa_profile *profile, char *text,
+                                           size_t capacity, size_t *length);
+
+/* ------------------------------------------------------------------------ */
+/* Calibration (offline; may allocate)                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fasa_calibrator fasa_calibrator;
+
+#define FASA_MAX_K_VALUES 16
+typedef struct fasa_calib_config {
+    size_t struct_size;       /* = sizeof(fasa_calib_config)                     */
+    fasa_model_shape shape;
+    size_t n_k;               /* number of K values, 1..FASA_MAX_K_VALUES;
+                                 0 = default {64,128,256,512,1024}                */
+    uint32_t k_values[FASA_MAX_K_VALUES]; /* strictly ascending, >= 1             */
+} fasa_calib_config;
+
+/* Create a streaming accumulator. Thread-safe. */
+FASA_API fasa_status fasa_calibrator_create(const fasa_calib_config *config,
+                                            fasa_calibrator **out);
+FASA_API void fasa_calibrator_destroy(fasa_calibrator *cal);
+
+/* Add one decode step of one layer: q is the post-RoPE query of the new token
+ * (n_tokens = 1, n_heads = Hq) and k the post-RoPE keys of the t cached tokens
+ * including the new one (n_tokens = t, n_heads = Hkv). For every query head h
+ * and FC f: full logits s_j = q_h . k_j and FC logits s^f_j (raw dot products
+ * in double, no scale), K' = min(K, t), CA = |TopK'(s) & TopK'(s^f)| / K'
+ * (ties: lower token index ranks first), accumulated for the mean.
+ * Non-finite q/k give FASA_ERR_NONFINITE and leave the accumulator unchanged.
+ * One thread at a time per calibrator. */
+FASA_API fasa_status fasa_calibrator_add_step(fasa_calibrator *cal, fasa_ctx *ctx,
+                                              size_t layer, const fasa_view *q,
+                                              const fasa_view *k);
+
+/* Finish into a new profile (the calibrator stays usable for more steps).
+ * options NULL = defaults. Every layer must have at least one step, else
+ * FASA_ERR_BAD_STATE. One thread at a time per calibrator. */
+FASA_API fasa_status fasa_calibrator_finish(const fasa_calibrator *cal,
+                                            const fasa_select_options *options,
+                                            fasa_profile **out);
+
+/* One-shot convenience: steps[i] is (layer, q, k) as for add_step. */
+typedef struct fasa_calib_step {
+    size_t layer;
+    const fasa_view *q;
+    const fasa_view *k;
+} fasa_calib_step;
+FASA_API fasa_status fasa_calibrate(const fasa_calib_config *config, const fasa_calib_step *steps,
+                                    size_t n_steps, const fasa_select_options *options,
+                                    fasa_profile **out);
+
+/* ------------------------------------------------------------------------ */
+/* Label cache: the dominant key dims of one layer, laid out for fast TIP     */
+/* ------------------------------------------------------------------------ */
+
+/* Per KV head, the dims of the FCs its heads need (PER_HEAD: the union of the
+ * group's sets; GROUP_SHARED: the group set), stored in 64-token tiles,
+ * channel-major inside, in f32, f16 or bf16. Lives entirely inside caller
+ * memory of the size fasa_label_cache_size reports (any alignment; the
+ * object aligns itself); it holds no pointers, so the block may be copied or
+ * moved with memcpy. */
+typedef struct fasa_label_cache fasa_label_cache;
+
+FASA_API fasa_status fasa_label_cache_size(const fasa_profile *profile, size_t layer,
+                                           fasa_gqa_mode mode, fasa_dtype dtype,
+                                           size_t capacity_tokens, size_t *bytes);
+
+/* Initialize an empty cache in mem[bytes] for `layer` of `profile` (the FC
+ * sets are copied in; the profile may be destroyed afterwards). *out points
+ * into mem. Thread-safe for distinct memory. */
+FASA_API fasa_status fasa_label_cache_init(void *mem, size_t bytes, const fasa_profile *profile,
+                                           size_t layer, fasa_gqa_mode mode, fasa_dtype dtype,
+                                           size_t capacity_tokens, fasa_label_cache **out);
+
+/* Append the keys of n new tokens (k: n_tokens = n, n_heads = Hkv, same
+ * head_dim as the profile). FASA_ERR_BUFFER_TOO_SMALL when capacity would be
+ * exceeded (nothing appended). Never allocates. One thread at a time per
+ * cache; concurrent readers are not allowed during an append. */
+FASA_API fasa_status fasa_label_cache_append(fasa_label_cache *cache, const fasa_view *k);
+
+/* Reset and fill from all tokens of k (after prefill). Same rules as append. */
+FASA_API fasa_status fasa_label_cache_build(fasa_label_cache *cache, const fasa_view *k);
+
+/* Number of tokens held. */
+FASA_API fasa_status fasa_label_cache_tokens(const fasa_label_cache *cache, size_t *n_tokens);
+
+/* Drop all tokens (keeps the configuration). */
+FASA_API fasa_status fasa_label_cache_reset(fasa_label_cache *cache);
+
+/* ------------------------------------------------------------------------ */
+/* TIP: token importance prediction                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Budget semantics (as the official code): budget >= 1 is a token count
+ * (fractional part dropped); 0 < budget < 1 is a fraction of the visible
+ * length t_i, n = max(1, floor(t_i * budget)); n is clamped to t_i.
+ * budget <= 0, NaN or Inf: FASA_ERR_BAD_BUDGET.
+ *
+ * Queries: q has n_q = q->n_tokens >= 1 tokens and Hq heads. They are the
+ * LAST n_q of the t cached tokens (bottom-right causal alignment): query i
+ * sees keys 0 .. t - n_q + i (t_i = t - n_q + i + 1 keys).
+ *
+ * Output layout: n_sets = Hq (PER_HEAD) or Hkv (GROUP_SHARED) index sets per
+ * query; set (i, s) occupies indices[(i*n_sets + s) * index_stride ...] with
+ * counts[i*n_sets + s] valid entries, strictly ascending token indices.
+ * index_stride must be >= fasa_predict_max_selected(budget, t). */
+
+/* Largest selected count any set can have for this budget and t: min(n, t). */
+FASA_API fasa_status fasa_predict_max_selected(double budget, size_t t, size_t *max_selected);
+
+/* Scratch bytes fasa_predict / fasa_predict_cached need for these shapes
+ * (q, k: only the shape fields are read; data may be NULL). */
+FASA_API fasa_status fasa_predict_workspace_size(const fasa_ctx *ctx, const fasa_profile *profile,
+                                                 const fasa_view *q, size_t t,
+                                                 fasa_gqa_mode mode, size_t *bytes);
+
+/* Score the t = k->n_tokens cached tokens with the dominant FCs of `layer`
+ * (raw dot products over the FC dims, fp32 accumulation; GROUP_SHARED uses
+ * the group's summed query) and select the top-n per set, ties to the lower
+ * token index. scores (optional, may be NULL) receives the raw scores
+ * [n_q][n_sets][t] (positions a query cannot see are -INFINITY).
+ * Dense layers are scored like the others (the caller decides; see
+ * fasa_decode_step). NaN scores never get selected ahead of finite ones;
+ * non-finite q gives FASA_ERR_NONFINITE.
+ * Accuracy: scores within 1e-5 relative of a double-precision sum for
+ * F32 keys; selection exact for those scores.
+ * Aliasing: indices, counts, scores and workspace must not overlap each other
+ * or the inputs. Concurrent calls may share profile, q and k but not outputs,
+ * workspace or ctx. */
+FASA_API fasa_status fasa_predict(fasa_ctx *ctx, const fasa_profile *profile, size_t layer,
+                                  fasa_gqa_mode mode, const fasa_view *q, const fasa_view *k,
+                                  double budget, uint32_t *indices, size_t index_stride,
+                                  uint32_t *counts, float *scores, void *workspace,
+                                  size_t workspace_size);
+
+/* Same, scoring from a label cache (t = its token count) instead of the key
+ * view: the fast path. The cache must have been made for this profile, layer
+ * and mode (else FASA_ERR_PROFILE_MISMATCH). Score values are computed from
+ * the cache's dtype (f16/bf16 rounding of the keys) and may differ from
+ * fasa_predict by that rounding. The cache's per-head selection threshold
+ * memo is updated (a speed hint only; results do not depend on it), so one
+ * thread at a time per cache. */
+FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *profile, size_t layer,
+                                         fasa_gqa_mode mode, const fasa_view *q,
+                                         fasa_label_cache *cache, double budget,
+                                         uint32_t *indices, size_t index_stride, uint32_t *counts,
+                                         float *scores, void *workspace, size_t workspace_size);
+
+/* ------------------------------------------------------------------------ */
+/* FAC: exact attention over selected tokens, and dense attention            */
+/* ------------------------------------------------------------------------ */
+
+/* Shared rules for fasa_attend and fasa_attend_dense:
+ *  - q: n_q tokens x Hq heads x head_dim; k: t tokens x Hkv heads x head_dim;
+ *    v: t tokens x Hkv heads x head_dim_v; out: n_q x Hq x head_dim_v view
+ *    (written; any dtype, converted with round-to-nearest-even).
+ *    Query head h uses KV head h * Hkv / Hq. Causal bottom-right alignment
+ *    for n_q > 1 as in fasa_predict.
+ *  - scale: 0 means 1/sqrt(head_dim); otherwise used as given (finite).
+ *  - lse (optional, may be NULL): [n_q][Hq] natural log of the softmax
+ *    denominator including the max, i.e. log(sum_j exp(scale * q.k_j)), so
+ *    partial attentions over disjoint token sets merge exactly. An empty
+ *    token set gives lse = -INFINITY and a zero output row.
+ *  - fp32 accumulation; accuracy: max abs error <= 1e-5 * max|v| (F32 data)
+ *    against double precision.
+ *  - NaN/Inf in the used q/k/v rows propagate to the affected outputs (no
+ *    check on the hot path); fasa_view_validate does not scan data.
+ *  - out must not overlap q, k, v, lse, indices or workspace.
+ *  - Concurrent calls may share q, k, v, indices and profile, not out, lse,
+ *    workspace or ctx. */
+
+FASA_API fasa_status fasa_attend_workspace_size(const fasa_ctx *ctx, const fasa_view *q,
+                                                const fasa_view *k, const fasa_view *v,
+                                                fasa_gqa_mode mode, size_t index_stride,
+                                                size_t *bytes);
+
+/* Attention of each query head over its selected tokens, in the output
+ * layout of fasa_predict (mode gives n_sets). Every index must be < t_i of
+ * its query and each set strictly ascending (else FASA_ERR_BAD_INDEX, checked
+ * before anything is written). Tokens keep their original positions. */
+FASA_API fasa_status fasa_attend(fasa_ctx *ctx, fasa_gqa_mode mode, const fasa_view *q,
+                                 const fasa_view *k, const fasa_view *v, const uint32_t *indices,
+                                 size_t index_stride, const uint32_t *counts, float scale,
+                                 const fasa_view *out, float *lse, void *workspace,
+                                 size_t workspace_size);
+
+FASA_API fasa_status fasa_attend_dense_workspace_size(const fasa_ctx *ctx, const fasa_view *q,
+                                                      const fasa_view *k, const fasa_view *v,
+                                                      size_t *bytes);
+
+/* Ordinary causal attention over all visible tokens (prefill, dense layers). */
+FASA_API fasa_status fasa_attend_dense(fasa_ctx *ctx, const fasa_view *q, const fasa_view *k,
+                                       const fasa_view *v, float scale, const fasa_view *out,
+                                       float *lse, void *workspace, size_t workspace_size);
+
+/* ------------------------------------------------------------------------ */
+/* One layer of one decode step                                              */
+/* ------------------------------------------------------------------------ */
+
+FASA_API fasa_status fasa_decode_step_workspace_size(const fasa_ctx *ctx,
+                                                     const fasa_profile *profile,
+                                                     const fasa_view *q, const fasa_view *k,
+                                                     const fasa_view *v, fasa_gqa_mode mode,
+                                                     double budget, size_t *bytes);
+
+/* predict (from cache if non-NULL, else from k) + attend for one layer.
+ * Runs fasa_attend_dense instead when the layer is dense in the profile or
+ * every visible token would be selected (t <= budget), so budget >= t gives
+ * exactly the dense result. Same sharing rules as predict and attend. */
+FASA_API fasa_status fasa_decode_step(fasa_ctx *ctx, const fasa_profile *profile, size_t layer,
+                                      fasa_gqa_mode mode, const fasa_view *q, const fasa_view *k,
+                                      const fasa_view *v, fasa_label_cache *cache, double budget,
+                                      float scale, const fasa_view *out, float *lse,
+                                      void *workspace, size_t workspace_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASA_H_7F3C19A2 */

@@ -1,0 +1,77 @@
+/*
+ * kernels.h - the compute kernels behind the public calls, and their dispatch.
+ *
+ * Every operation has a scalar reference in src/ref/ (the specification) and
+ * optional SIMD versions in src/x86/ and src/arm/, all with the same
+ * signature. src/kernels.def lists every (op, level, function) triple; the
+ * dispatcher (dispatch.c), the kernel tests and the benchmarks all read that
+ * one list. Kernels assume validated arguments and never allocate.
+ */
+#ifndef FASA_KERNELS_H
+#define FASA_KERNELS_H
+
+/* TIP from a strided key view: for j < n,
+ *   out[j] = sum_{c < n_dims} w[c] * k[j*token_stride + dims[c]]
+ * k points at token 0 of one KV head; fp32 accumulation. */
+typedef void (*fasa__score_dims_fn)(const void *k, size_t token_stride, size_t n,
+                                    const uint32_t *dims, size_t n_dims, const float *w,
+                                    float *out);
+
+/* One online-softmax pass of n_rows query rows that share the same tokens
+ * (GQA group rows, or one row). For each listed token j (idx ? idx[i] :
+ * first + i, i < n) and row r:
+ *   s = q[r] . k_j  (q already multiplied by the softmax scale)
+ *   m'[r] = max(m[r], s); acc[r] = acc[r]*exp(m[r]-m'[r]) + exp(s-m'[r]) v_j;
+ *   l[r]  = l[r]*exp(m[r]-m'[r]) + exp(s-m'[r])
+ * Callers start with m = -INFINITY, l = 0, acc = 0 and finish with
+ * out = acc / l, lse = m + log(l). k / v point at token 0 of the KV head. */
+typedef struct fasa__attn_job {
+    const float *q;      /* [n_rows][q_stride], f32, pre-scaled */
+    size_t n_rows;
+    size_t q_stride;
+    const void *k;
+    size_t k_stride;     /* elements between tokens */
+    int32_t k_dtype;
+    const void *v;
+    size_t v_stride;
+    int32_t v_dtype;
+    size_t head_dim;
+    size_t head_dim_v;
+    const uint32_t *idx; /* token list, or NULL for the range [first, first + n) */
+    size_t first;
+    size_t n;
+    float *m;            /* [n_rows] running max   */
+    float *l;            /* [n_rows] running sum   */
+    float *acc;          /* [n_rows][acc_stride]   */
+    size_t acc_stride;
+} fasa__attn_job;
+typedef void (*fasa__attn_fn)(const fasa__attn_job *job);
+
+/* Exact top-k of s[0..n): writes the k (<= n) selected indices to out in
+ * ascending order. Larger score wins; equal scores: lower index wins; NaN
+ * ranks below every number (-INFINITY included). scratch holds
+ * fasa__topk_scratch_size(n, k) bytes, 64-byte aligned. */
+typedef void (*fasa__topk_fn)(const float *s, size_t n, size_t k, uint32_t *out, void *scratch);
+size_t fasa__topk_scratch_size(size_t n, size_t k);
+
+/* The dispatch table of one CPU level. Arrays indexed by fasa_dtype. */
+typedef struct fasa__kernels {
+    fasa__score_dims_fn score_dims[3];
+    fasa__attn_fn attn;
+    fasa__topk_fn topk;
+} fasa__kernels;
+
+/* Table for a CPU level (FASA_CPU_AUTO = best detected); resolved once. */
+const fasa__kernels *fasa__kernels_get(int level);
+
+/* Scalar references (src/ref/). */
+void fasa__score_dims_f32_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
+                              size_t n_dims, const float *w, float *out);
+void fasa__score_dims_f16_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
+                              size_t n_dims, const float *w, float *out);
+void fasa__score_dims_bf16_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
+                               size_t n_dims, const float *w, float *out);
+void fasa__attn_ref(const fasa__attn_job *job);
+void fasa__topk_ref(const float *s, size_t n, size_t k, uint32_t *out, void *scratch);
+
+#endif
