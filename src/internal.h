@@ -186,6 +186,7 @@ static inline void fasa__fc_dims(int32_t layout, size_t d, size_t f, uint32_t *d
 }
 
 #include "view.h"
+#include "profile.h"
 #include "kernels.h"
 
 #endif /* FASA_INTERNAL_H */
