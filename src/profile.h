@@ -47,4 +47,15 @@ static inline int fasa__profile_is_dense(const fasa_profile *p, size_t layer)
 fasa_status fasa__profile_check(fasa_ctx *ctx, const fasa_profile *p, size_t layer, int mode,
                                 size_t n_q_heads, size_t n_kv_heads, size_t head_dim);
 
+/* Validate a model shape (struct_size, sizes, GQA divisibility, even
+ * head_dim, head_dim/2 <= FASA__MAX_FC, layout, reserved, no overflow). */
+#define FASA__MAX_FC 4096
+fasa_status fasa__shape_check(fasa_ctx *ctx, const fasa_model_shape *shape);
+
+/* Allocate a zeroed profile for a validated shape: n_k K slots, agreement
+ * storage when with_agreement, FC rows of max_fc entries, dense = {0}.
+ * Used by profile.c, profile_io.c and calibrate.c. */
+fasa_status fasa__profile_alloc(fasa_ctx *ctx, const fasa_model_shape *shape, size_t n_k,
+                                int with_agreement, size_t max_fc, fasa_profile **out);
+
 #endif
