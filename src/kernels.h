@@ -54,11 +54,34 @@ typedef void (*fasa__attn_fn)(const fasa__attn_job *job);
 typedef void (*fasa__topk_fn)(const float *s, size_t n, size_t k, uint32_t *out, void *scratch);
 size_t fasa__topk_scratch_size(size_t n, size_t k);
 
+/* Label-cache scoring (docs/kernels.md). tiles: the label tiles of one KV
+ * head, tile b = tokens 64b .. 64b+63, 2*n_fc channels (channel 2u and 2u+1
+ * are the two dims of the cache's u-th FC). Inside a tile: f32 and f16
+ * channel-major [2*n_fc][64]; bf16 pair-interleaved [n_fc][64][2]. For
+ * r < n_rows, j < n:
+ *   out[r*out_stride + j] = sum_{c < 2*n_fc} w[r*2*n_fc + c] * label(c, j)
+ * fp32 accumulation; only out[.. j < n] is written. Any alignment. */
+typedef void (*fasa__score_labels_fn)(const void *tiles, size_t n_fc, size_t n, const float *w,
+                                      size_t n_rows, float *out, size_t out_stride);
+
+/* dst[i] = src[i] rounded to nearest even in the dtype of the kernel (f16 or
+ * bf16; NaN stays NaN), i < n. Any alignment. */
+typedef void (*fasa__convert_fn)(const float *src, size_t n, void *dst);
+
+/* fasa__topk_fn with a threshold hint: *tau is a guess of the selection
+ * threshold (NaN = none) and receives one for the next call on similar
+ * data. The result never depends on *tau. */
+typedef void (*fasa__topk_hint_fn)(const float *s, size_t n, size_t k, uint32_t *out,
+                                   void *scratch, float *tau);
+
 /* The dispatch table of one CPU level. Arrays indexed by fasa_dtype. */
 typedef struct fasa__kernels {
     fasa__score_dims_fn score_dims[3];
     fasa__attn_fn attn;
     fasa__topk_fn topk;
+    fasa__score_labels_fn score_labels[3];
+    fasa__convert_fn convert[3]; /* [FASA_DTYPE_F32] unused (NULL) */
+    fasa__topk_hint_fn topk_hint;
 } fasa__kernels;
 
 /* Table for a CPU level (FASA_CPU_AUTO = best detected); resolved once. */
@@ -73,5 +96,10 @@ void fasa__score_dims_bf16_ref(const void *k, size_t token_stride, size_t n, con
                                size_t n_dims, const float *w, float *out);
 void fasa__attn_ref(const fasa__attn_job *job);
 void fasa__topk_ref(const float *s, size_t n, size_t k, uint32_t *out, void *scratch);
+
+/* Every kernel of src/kernels.def, declared from its registry line. */
+#define FASA_KERNEL(op, level, fn, slot, type) extern __typeof__(*(type)0) fn;
+#include "kernels.def"
+#undef FASA_KERNEL
 
 #endif
