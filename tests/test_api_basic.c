@@ -1,0 +1,142 @@
+/*
+ * test_api_basic.c - version, status strings, contexts, last_error, CPU and
+ * kernel introspection: the small calls every binding relies on.
+ */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_version(void)
+{
+    CHECKF(fasa_version_number() == FASA_VERSION_NUMBER, "%u vs %u", fasa_version_number(),
+           (unsigned)FASA_VERSION_NUMBER);
+    const char *s = fasa_version_string();
+    CHECK(s != NULL);
+    if (s)
+        CHECKF(strcmp(s, FASA_VERSION_STRING) == 0, "'%s' vs '%s'", s, FASA_VERSION_STRING);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%d.%d.%d", FASA_VERSION_MAJOR, FASA_VERSION_MINOR,
+             FASA_VERSION_PATCH);
+    CHECKF(strcmp(buf, FASA_VERSION_STRING) == 0, "macros %s vs string %s", buf,
+           FASA_VERSION_STRING);
+}
+
+static void test_status_strings(void)
+{
+    static const char *const names[] = {
+        "FASA_OK", "FASA_ERR_NULL_POINTER", "FASA_ERR_INVALID_ARGUMENT", "FASA_ERR_ZERO_SIZE",
+        "FASA_ERR_OVERFLOW", "FASA_ERR_BAD_SHAPE", "FASA_ERR_BAD_STRIDE", "FASA_ERR_BAD_DTYPE",
+        "FASA_ERR_BAD_BUDGET", "FASA_ERR_PROFILE_MISMATCH", "FASA_ERR_WORKSPACE_TOO_SMALL",
+        "FASA_ERR_BUFFER_TOO_SMALL", "FASA_ERR_BAD_INDEX", "FASA_ERR_NONFINITE",
+        "FASA_ERR_ALIASING", "FASA_ERR_OUT_OF_MEMORY", "FASA_ERR_IO", "FASA_ERR_BAD_FILE",
+        "FASA_ERR_BAD_VERSION", "FASA_ERR_CHECKSUM", "FASA_ERR_BAD_STATE",
+        "FASA_ERR_UNSUPPORTED", "FASA_ERR_MISALIGNED"};
+    size_t n = sizeof names / sizeof names[0];
+    CHECK(FASA_ERR_MISALIGNED == 22 && n == 23);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = fasa_status_name((fasa_status)i);
+        const char *str = fasa_status_string((fasa_status)i);
+        CHECKF(name != NULL && strcmp(name, names[i]) == 0, "status %zu name '%s'", i,
+               name ? name : "(null)");
+        CHECKF(str != NULL && str[0] != '\0', "status %zu string", i);
+        for (size_t j = 0; j < i && str; j++) {
+            const char *other = fasa_status_string((fasa_status)j);
+            CHECKF(other == NULL || strcmp(other, str) != 0, "status %zu and %zu share '%s'", i,
+                   j, str);
+        }
+    }
+    const int unknown[] = {-1, 23, 99, 1000000};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *name = fasa_status_name((fasa_status)unknown[i]);
+        const char *str = fasa_status_string((fasa_status)unknown[i]);
+        CHECKF(name != NULL && name[0] != '\0', "unknown status %d name", unknown[i]);
+        CHECKF(str != NULL && strcmp(str, "unknown fasa_status") == 0, "unknown status %d: '%s'",
+               unknown[i], str ? str : "(null)");
+    }
+}
+
+static void test_ctx(void)
+{
+    fasa_ctx *ctx = NULL;
+    CHECK_STATUS(fasa_ctx_create(NULL, &ctx), FASA_OK);
+    CHECK(ctx != NULL);
+    CHECK(fasa_ctx_last_error(ctx) != NULL && fasa_ctx_last_error(ctx)[0] == '\0');
+    CHECK(fasa_ctx_threads(ctx) == 1);
+    CHECK(fasa_ctx_threads(NULL) == 1);
+    CHECK(fasa_ctx_last_error(NULL) != NULL && fasa_ctx_last_error(NULL)[0] == '\0');
+
+    /* a failure leaves a message, a later success clears it */
+    fasa_view v;
+    CHECK_STATUS(fasa_view_make(&v, NULL, FASA_DTYPE_F32, 4, 1, 8, 8, 8), FASA_OK);
+    CHECK_STATUS(fasa_view_validate(ctx, &v), FASA_ERR_NULL_POINTER);
+    CHECK(fasa_ctx_last_error(ctx)[0] != '\0');
+    float data[32] = {0};
+    CHECK_STATUS(fasa_view_make(&v, data, FASA_DTYPE_F32, 4, 1, 8, 8, 8), FASA_OK);
+    CHECK_STATUS(fasa_view_validate(ctx, &v), FASA_OK);
+    CHECKF(fasa_ctx_last_error(ctx)[0] == '\0', "after success: '%s'", fasa_ctx_last_error(ctx));
+    size_t ms = 0;
+    CHECK_STATUS(fasa_predict_max_selected(0.0, 10, &ms), FASA_ERR_BAD_BUDGET);
+    fasa_ctx_destroy(ctx);
+    fasa_ctx_destroy(NULL);
+
+    fasa_ctx_options o;
+    memset(&o, 0x5a, sizeof o);
+    fasa_ctx_options_default(&o);
+    CHECK(o.struct_size == sizeof o && o.n_threads == 1 && o.cpu_level == FASA_CPU_AUTO);
+    o.n_threads = 2;
+    CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK);
+    if (ctx) {
+        int n = fasa_ctx_threads(ctx);
+        CHECKF(n == 1 || n == 2, "threads %d", n); /* 1 without OpenMP */
+        fasa_ctx_destroy(ctx);
+    }
+    ctx = (fasa_ctx *)&o; /* must stay untouched on error */
+    CHECK_STATUS(fasa_ctx_create(NULL, NULL), FASA_ERR_NULL_POINTER);
+    o.n_threads = -3;
+    CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_ERR_INVALID_ARGUMENT);
+    CHECK(ctx == (fasa_ctx *)&o);
+    fasa_ctx_options_default(&o);
+    o.struct_size = 3;
+    CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_ERR_INVALID_ARGUMENT);
+    CHECK(ctx == (fasa_ctx *)&o);
+}
+
+static void test_cpu(void)
+{
+    int best = fasa_cpu_best_level();
+    CHECKF(best >= FASA_CPU_SCALAR && best <= FASA_CPU_NEON, "best level %d", best);
+    uint32_t f = fasa_cpu_features();
+    CHECKF((f & ~0x3fu) == 0, "unknown feature bits %#x", (unsigned)f);
+    if (best == FASA_CPU_AVX2)
+        CHECK(f & FASA_CPU_FEATURE_AVX2);
+    if (best == FASA_CPU_AVX512 || best == FASA_CPU_AVX512_BF16)
+        CHECK(f & FASA_CPU_FEATURE_AVX512);
+    if (best == FASA_CPU_NEON)
+        CHECK(f & FASA_CPU_FEATURE_NEON);
+    const char *env = getenv("FASA_CPU");
+    if (env && strcmp(env, "scalar") == 0)
+        CHECKF(best == FASA_CPU_SCALAR, "FASA_CPU=scalar but best level %d", best);
+    static const char *const ops[] = {"score_dims", "attn", "topk"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *a = fasa_kernel_name(ops[i], FASA_CPU_AUTO);
+        const char *s = fasa_kernel_name(ops[i], FASA_CPU_SCALAR);
+        CHECKF(a != NULL && a[0] != '\0', "kernel name of %s (auto)", ops[i]);
+        CHECKF(s != NULL && s[0] != '\0', "kernel name of %s (scalar)", ops[i]);
+        if (a && s)
+            test_note("op %s: auto %s, scalar %s", ops[i], a, s);
+    }
+    CHECK(fasa_kernel_name("no_such_op", FASA_CPU_AUTO) == NULL);
+    test_note("cpu features %#x, best level %d", (unsigned)f, best);
+}
+
+int main(void)
+{
+    test_init("test_api_basic");
+    test_version();
+    test_status_strings();
+    test_ctx();
+    test_cpu();
+    return test_summary();
+}
