@@ -1,0 +1,316 @@
+/*
+ * label_cache.c - the label cache: per KV head, the key dims of the FCs its
+ * query heads need, in 64-token channel-major tiles (docs/kernels.md).
+ */
+#include "internal.h"
+#include "label_cache.h"
+
+#define MAX_FC_WORDS ((FASA__MAX_FC + 63) / 64)
+#define CHUNK_FC 128 /* FCs converted per step through the stack buffers */
+
+/* FNV-1a over 64-bit words. */
+static uint64_t fnv_word(uint64_t h, uint64_t x)
+{
+    for (int i = 0; i < 8; i++) {
+        h ^= (x >> (8 * i)) & 0xffu;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t fasa__lc_fingerprint(const fasa_profile *p, size_t layer, int mode)
+{
+    const fasa_model_shape *s = &p->shape;
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv_word(h, s->n_q_heads);
+    h = fnv_word(h, s->n_kv_heads);
+    h = fnv_word(h, s->head_dim);
+    h = fnv_word(h, (uint64_t)(uint32_t)s->pair_layout);
+    h = fnv_word(h, layer);
+    h = fnv_word(h, (uint64_t)mode);
+    size_t rows = mode == FASA_GQA_GROUP_SHARED ? s->n_kv_heads : s->n_q_heads;
+    for (size_t r = 0; r < rows; r++) {
+        size_t n;
+        const uint32_t *f = fasa__profile_fcs(p, layer, mode, r, &n);
+        h = fnv_word(h, n);
+        for (size_t i = 0; i < n; i++)
+            h = fnv_word(h, f[i]);
+    }
+    return h;
+}
+
+/* FCs stored for KV head g: PER_HEAD the union of its query heads' sets,
+ * GROUP_SHARED the group set; written ascending into fcs (may be NULL),
+ * count returned. */
+static size_t head_fcs(const fasa_profile *p, size_t layer, int mode, size_t g, uint32_t *fcs)
+{
+    uint64_t bits[MAX_FC_WORDS] = {0};
+    size_t G = p->shape.n_q_heads / p->shape.n_kv_heads;
+    size_t first = mode == FASA_GQA_GROUP_SHARED ? g : g * G;
+    size_t last = mode == FASA_GQA_GROUP_SHARED ? g + 1 : (g + 1) * G;
+    for (size_t r = first; r < last; r++) {
+        size_t n;
+        const uint32_t *f = fasa__profile_fcs(p, layer, mode, r, &n);
+        for (size_t i = 0; i < n; i++)
+            bits[f[i] / 64] |= 1ull << (f[i] % 64);
+    }
+    size_t count = 0;
+    for (size_t f = 0; f < p->n_fc_total; f++)
+        if (bits[f / 64] >> (f % 64) & 1) {
+            if (fcs)
+                fcs[count] = (uint32_t)f;
+            count++;
+        }
+    return count;
+}
+
+/* The header a cache for these arguments gets (offsets, sizes); the
+ * per-head tile offsets follow from it (see head_offsets). */
+static fasa_status plan_layout(const fasa_profile *p, size_t layer, fasa_gqa_mode mode,
+                               fasa_dtype dtype, size_t capacity, fasa_label_cache *hdr)
+{
+    if (!p)
+        return FASA_ERR_NULL_POINTER;
+    fasa_status st = fasa__profile_check(NULL, p, layer, mode, p->shape.n_q_heads,
+                                         p->shape.n_kv_heads, p->shape.head_dim);
+    if (st != FASA_OK)
+        return st;
+    if (dtype != FASA_DTYPE_F32 && dtype != FASA_DTYPE_F16 && dtype != FASA_DTYPE_BF16)
+        return FASA_ERR_BAD_DTYPE;
+    if (capacity == 0)
+        return FASA_ERR_ZERO_SIZE;
+    if (capacity > UINT32_MAX - FASA_TILE)
+        return FASA_ERR_OVERFLOW; /* token indices are uint32_t */
+    memset(hdr, 0, sizeof *hdr);
+    size_t hkv = p->shape.n_kv_heads;
+    hdr->magic = FASA__LABEL_MAGIC;
+    hdr->fingerprint = fasa__lc_fingerprint(p, layer, mode);
+    hdr->layer = layer;
+    hdr->n_q_heads = p->shape.n_q_heads;
+    hdr->n_kv_heads = hkv;
+    hdr->head_dim = p->shape.head_dim;
+    hdr->capacity = capacity;
+    hdr->n_sets = mode == FASA_GQA_GROUP_SHARED ? hkv : p->shape.n_q_heads;
+    hdr->mode = mode;
+    hdr->dtype = dtype;
+    hdr->pair_layout = p->shape.pair_layout;
+    size_t max_fc = 0, tiles_bytes = 0;
+    size_t tile_tokens_bytes = fasa__align_up(capacity, FASA_TILE) * 2 * fasa__dtype_size(dtype);
+    for (size_t g = 0; g < hkv; g++) {
+        size_t n = head_fcs(p, layer, mode, g, NULL), b;
+        if (n > max_fc)
+            max_fc = n;
+        if (!fasa__mul_ok(n, tile_tokens_bytes, &b) || !fasa__add_ok(tiles_bytes, b, &tiles_bytes))
+            return FASA_ERR_OVERFLOW;
+    }
+    hdr->max_fc = max_fc;
+    /* Small arrays: header sizes are bounded by the (already allocated)
+     * profile, so only the tile region can overflow. */
+    size_t off = fasa__align_up(sizeof *hdr, 64);
+    hdr->off_n_fc = off;
+    off += hkv * sizeof(uint32_t);
+    hdr->off_fcs = off;
+    off += hkv * max_fc * sizeof(uint32_t);
+    off = fasa__align_up(off, 8);
+    hdr->off_head = off;
+    off += hkv * sizeof(uint64_t);
+    hdr->off_memo = off;
+    off += hdr->n_sets * sizeof(float);
+    off = fasa__align_up(off, 64);
+    size_t total;
+    if (!fasa__add_ok(off, tiles_bytes, &total) || total > SIZE_MAX - 64)
+        return FASA_ERR_OVERFLOW;
+    hdr->total_bytes = total;
+    return FASA_OK;
+}
+
+FASA_API fasa_status fasa_label_cache_size(const fasa_profile *profile, size_t layer,
+                                           fasa_gqa_mode mode, fasa_dtype dtype,
+                                           size_t capacity_tokens, size_t *bytes)
+{
+    if (!bytes)
+        return FASA_ERR_NULL_POINTER;
+    fasa_label_cache hdr;
+    fasa_status st = plan_layout(profile, layer, mode, dtype, capacity_tokens, &hdr);
+    if (st != FASA_OK)
+        return st;
+    *bytes = (size_t)hdr.total_bytes + 63; /* slack for aligning mem */
+    return FASA_OK;
+}
+
+static void reset_memo(fasa_label_cache *c)
+{
+    float *memo = fasa__lc_memo(c);
+    for (size_t s = 0; s < c->n_sets; s++)
+        memo[s] = NAN;
+}
+
+FASA_API fasa_status fasa_label_cache_init(void *mem, size_t bytes, const fasa_profile *profile,
+                                           size_t layer, fasa_gqa_mode mode, fasa_dtype dtype,
+                                           size_t capacity_tokens, fasa_label_cache **out)
+{
+    if (!mem || !out)
+        return FASA_ERR_NULL_POINTER;
+    fasa_label_cache hdr;
+    fasa_status st = plan_layout(profile, layer, mode, dtype, capacity_tokens, &hdr);
+    if (st != FASA_OK)
+        return st;
+    size_t lead = (size_t)(-(uintptr_t)mem & 63);
+    if (bytes < lead || bytes - lead < hdr.total_bytes)
+        return FASA_ERR_BUFFER_TOO_SMALL;
+    fasa_label_cache *c = (fasa_label_cache *)((char *)mem + lead);
+    memcpy(c, &hdr, sizeof hdr);
+    uint32_t *n_fc = (uint32_t *)((char *)c + c->off_n_fc);
+    uint32_t *fcs = (uint32_t *)((char *)c + c->off_fcs);
+    uint64_t *head_off = (uint64_t *)((char *)c + c->off_head);
+    uint64_t off = fasa__align_up(c->off_memo + c->n_sets * sizeof(float), 64);
+    for (size_t g = 0; g < c->n_kv_heads; g++) {
+        n_fc[g] = (uint32_t)head_fcs(profile, layer, mode, g, fcs + g * c->max_fc);
+        head_off[g] = off;
+        off += (uint64_t)n_fc[g] * fasa__align_up((size_t)c->capacity, FASA_TILE) * 2 *
+               fasa__dtype_size(dtype);
+    }
+    reset_memo(c);
+    *out = c;
+    return FASA_OK;
+}
+
+int fasa__lc_valid(const fasa_label_cache *c)
+{
+    return c->magic == FASA__LABEL_MAGIC && c->n_kv_heads > 0 && c->n_tokens <= c->capacity &&
+           (c->dtype == FASA_DTYPE_F32 || c->dtype == FASA_DTYPE_F16 ||
+            c->dtype == FASA_DTYPE_BF16);
+}
+
+/* Copy 2*nf values of one key row into tile position j. Same dtype: raw
+ * element copies; otherwise through f32 and the convert kernel. */
+static void pack_row(const fasa_label_cache *c, const uint32_t *fcs, size_t nf, const void *row,
+                     int32_t src_dtype, void *tile, size_t j, fasa__convert_fn convert)
+{
+    int32_t dt = c->dtype;
+    size_t d = c->head_dim;
+    int pairs = dt == FASA_DTYPE_BF16;
+    if (src_dtype == dt && dt != FASA_DTYPE_F32) {
+        const uint16_t *src = row;
+        uint16_t *dst = tile;
+        for (size_t u = 0; u < nf; u++) {
+            uint32_t d0, d1;
+            fasa__fc_dims(c->pair_layout, d, fcs[u], &d0, &d1);
+            if (pairs) {
+                dst[u * 2 * FASA_TILE + 2 * j] = src[d0];
+                dst[u * 2 * FASA_TILE + 2 * j + 1] = src[d1];
+            } else {
+                dst[(2 * u) * FASA_TILE + j] = src[d0];
+                dst[(2 * u + 1) * FASA_TILE + j] = src[d1];
+            }
+        }
+        return;
+    }
+    float tmp[2 * CHUNK_FC];
+    uint16_t half[2 * CHUNK_FC];
+    for (size_t u0 = 0; u0 < nf; u0 += CHUNK_FC) {
+        size_t m = nf - u0 < CHUNK_FC ? nf - u0 : CHUNK_FC;
+        for (size_t u = 0; u < m; u++) {
+            uint32_t d0, d1;
+            fasa__fc_dims(c->pair_layout, d, fcs[u0 + u], &d0, &d1);
+            tmp[2 * u] = fasa__load(row, src_dtype, d0);
+            tmp[2 * u + 1] = fasa__load(row, src_dtype, d1);
+        }
+        if (dt == FASA_DTYPE_F32) {
+            float *dst = tile;
+            for (size_t u = 0; u < m; u++) {
+                dst[(2 * (u0 + u)) * FASA_TILE + j] = tmp[2 * u];
+                dst[(2 * (u0 + u) + 1) * FASA_TILE + j] = tmp[2 * u + 1];
+            }
+            continue;
+        }
+        convert(tmp, 2 * m, half);
+        uint16_t *dst = tile;
+        for (size_t u = 0; u < m; u++) {
+            size_t uu = u0 + u;
+            if (pairs) {
+                dst[uu * 2 * FASA_TILE + 2 * j] = half[2 * u];
+                dst[uu * 2 * FASA_TILE + 2 * j + 1] = half[2 * u + 1];
+            } else {
+                dst[(2 * uu) * FASA_TILE + j] = half[2 * u];
+                dst[(2 * uu + 1) * FASA_TILE + j] = half[2 * u + 1];
+            }
+        }
+    }
+}
+
+/* Append k after `base` tokens (base = 0 rebuilds). Validates everything
+ * before the first write, so a failure leaves the cache as it was. */
+static fasa_status add_tokens(fasa_label_cache *c, const fasa_view *k, int rebuild)
+{
+    if (!c || !k)
+        return FASA_ERR_NULL_POINTER;
+    if (!fasa__lc_valid(c))
+        return FASA_ERR_BAD_STATE;
+    fasa_status st = fasa__check_view(NULL, k, "k");
+    if (st != FASA_OK)
+        return st;
+    if (k->n_heads != c->n_kv_heads || k->head_dim != c->head_dim)
+        return FASA_ERR_BAD_SHAPE;
+    size_t base = rebuild ? 0 : (size_t)c->n_tokens;
+    size_t n = k->n_tokens;
+    if (n > c->capacity - base)
+        return FASA_ERR_BUFFER_TOO_SMALL;
+    const char *kb, *ke;
+    fasa__view_span(k, &kb, &ke);
+    if (fasa__span_overlap(kb, (size_t)(ke - kb), c, (size_t)c->total_bytes))
+        return FASA_ERR_ALIASING;
+
+    fasa__convert_fn convert = fasa__kernels_get(FASA_CPU_AUTO)->convert[c->dtype];
+    size_t es = fasa__dtype_size(c->dtype);
+    const uint32_t *n_fc = fasa__lc_n_fc(c);
+    if (rebuild) {
+        c->n_tokens = 0;
+        reset_memo(c);
+    }
+    for (size_t t = 0; t < n; t++) {
+        size_t pos = base + t, b = pos / FASA_TILE, j = pos % FASA_TILE;
+        for (size_t h = 0; h < c->n_kv_heads; h++) {
+            size_t nf = n_fc[h], tile_bytes = 2 * nf * FASA_TILE * es;
+            char *tile = (char *)fasa__lc_tiles(c, h) + b * tile_bytes;
+            /* A fresh tile starts zeroed, so kernels may read whole tiles
+             * and the bytes never depend on what the memory held before. */
+            if (j == 0)
+                memset(tile, 0, tile_bytes);
+            pack_row(c, fasa__lc_fcs(c, h), nf, fasa__row(k, t, h), k->dtype, tile, j, convert);
+        }
+    }
+    c->n_tokens = base + n;
+    return FASA_OK;
+}
+
+FASA_API fasa_status fasa_label_cache_append(fasa_label_cache *cache, const fasa_view *k)
+{
+    return add_tokens(cache, k, 0);
+}
+
+FASA_API fasa_status fasa_label_cache_build(fasa_label_cache *cache, const fasa_view *k)
+{
+    return add_tokens(cache, k, 1);
+}
+
+FASA_API fasa_status fasa_label_cache_tokens(const fasa_label_cache *cache, size_t *n_tokens)
+{
+    if (!cache || !n_tokens)
+        return FASA_ERR_NULL_POINTER;
+    if (!fasa__lc_valid(cache))
+        return FASA_ERR_BAD_STATE;
+    *n_tokens = (size_t)cache->n_tokens;
+    return FASA_OK;
+}
+
+FASA_API fasa_status fasa_label_cache_reset(fasa_label_cache *cache)
+{
+    if (!cache)
+        return FASA_ERR_NULL_POINTER;
+    if (!fasa__lc_valid(cache))
+        return FASA_ERR_BAD_STATE;
+    cache->n_tokens = 0;
+    reset_memo(cache);
+    return FASA_OK;
+}

@@ -1,0 +1,135 @@
+/*
+ * predict_cached.c - fasa_predict_cached: TIP from a label cache.
+ *
+ * Per (query i, KV head g) one pass over g's label tiles scores every set
+ * that uses g at once: PER_HEAD the G query heads (weights [G][2*n_fc] over
+ * the cache's FC union, zero where a head does not use an FC), GROUP_SHARED
+ * the group's summed query. Validation, weights and output rules are those
+ * of fasa_predict (predict.h); selection uses the topk_hint kernel with the
+ * cache's per-set threshold memo.
+ */
+#include "internal.h"
+#include "label_cache.h"
+#include "predict.h"
+
+#if defined(FASA_OPENMP)
+#include <omp.h>
+#endif
+
+/* Weight row over the cache's FCs `ufcs` (ascending, n_u of them) for set s
+ * of query i, zero where the set does not use an FC. PER_HEAD: q[i][s] on
+ * the FC dims; GROUP_SHARED: the sum over the group's heads in ascending
+ * head order in fp32, as fasa__predict_weights does. */
+static void cached_weights(const fasa__predict_plan *plan, const fasa_label_cache *c,
+                           const fasa_view *q, size_t i, size_t s, const uint32_t *ufcs,
+                           size_t n_u, float *w_row)
+{
+    size_t n_set_fc;
+    const uint32_t *fcs = fasa__profile_fcs(plan->profile, plan->layer, plan->mode, s, &n_set_fc);
+    int shared = plan->mode == FASA_GQA_GROUP_SHARED;
+    size_t h0 = shared ? s * plan->group : s, h1 = shared ? h0 + plan->group : s + 1;
+    memset(w_row, 0, 2 * n_u * sizeof *w_row);
+    size_t u = 0;
+    for (size_t m = 0; m < n_set_fc; m++) {
+        /* Always found: the cache's FCs contain this set (the fingerprint
+         * was checked). */
+        while (u < n_u && ufcs[u] < fcs[m])
+            u++;
+        uint32_t d0, d1;
+        fasa__fc_dims(c->pair_layout, plan->head_dim, fcs[m], &d0, &d1);
+        float a = 0.0f, b = 0.0f;
+        for (size_t h = h0; h < h1; h++) {
+            const void *row = fasa__row(q, i, h);
+            a += fasa__load(row, q->dtype, d0);
+            b += fasa__load(row, q->dtype, d1);
+        }
+        w_row[2 * u] = a;
+        w_row[2 * u + 1] = b;
+    }
+}
+
+/* Score and select every set of KV head g for query i with scratch sc. */
+static void run_group(const fasa__predict_plan *plan, const fasa__kernels *kern,
+                      fasa_label_cache *c, const fasa_view *q, size_t i, size_t g,
+                      uint32_t *indices, uint32_t *counts, float *scores,
+                      const fasa__predict_scratch *sc)
+{
+    size_t t_i = fasa__predict_t_i(plan, i);
+    size_t n_u = fasa__lc_n_fc(c)[g];
+    const uint32_t *ufcs = fasa__lc_fcs(c, g);
+    int shared = plan->mode == FASA_GQA_GROUP_SHARED;
+    size_t rows = shared ? 1 : plan->group, first = shared ? g : g * plan->group;
+    float *w_rows = sc->weights; /* [G][head_dim] >= [rows][2 * n_u] */
+    for (size_t r = 0; r < rows; r++)
+        cached_weights(plan, c, q, i, first + r, ufcs, n_u, w_rows + r * 2 * n_u);
+    kern->score_labels[c->dtype](fasa__lc_tiles(c, g), n_u, t_i, w_rows, rows, sc->scores,
+                                 sc->score_stride);
+    float *memo = fasa__lc_memo(c);
+    for (size_t r = 0; r < rows; r++) {
+        size_t s = first + r, set = i * plan->n_sets + s;
+        const float *row = sc->scores + r * sc->score_stride;
+        size_t n = fasa__budget_count(plan->budget, t_i);
+        kern->topk_hint(row, t_i, n, indices + set * plan->index_stride, sc->topk, &memo[s]);
+        counts[set] = (uint32_t)n;
+        if (scores != NULL) {
+            float *dst = scores + set * plan->t;
+            memcpy(dst, row, t_i * sizeof *dst);
+            for (size_t j = t_i; j < plan->t; j++)
+                dst[j] = -INFINITY;
+        }
+    }
+}
+
+FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *profile, size_t layer,
+                                         fasa_gqa_mode mode, const fasa_view *q,
+                                         fasa_label_cache *cache, double budget,
+                                         uint32_t *indices, size_t index_stride, uint32_t *counts,
+                                         float *scores, void *workspace, size_t workspace_size)
+{
+    fasa__clear_error(ctx);
+    if (!cache)
+        return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "cache is NULL");
+    if (!fasa__lc_valid(cache))
+        return fasa__fail(ctx, FASA_ERR_BAD_STATE, "cache is not an initialized label cache");
+    fasa_status st = fasa__check_view(ctx, q, "q");
+    if (st != FASA_OK)
+        return st;
+    if (cache->n_tokens == 0)
+        return fasa__fail(ctx, FASA_ERR_BAD_STATE, "label cache holds no tokens");
+    fasa__predict_plan plan;
+    if ((st = fasa__predict_prepare(ctx, profile, layer, (int)mode, q, (size_t)cache->n_tokens,
+                                    (size_t)cache->n_kv_heads, budget, indices, index_stride,
+                                    counts, scores, workspace, workspace_size, &plan)) != FASA_OK)
+        return st;
+    if (cache->layer != layer || cache->mode != (int32_t)mode ||
+        cache->n_q_heads != profile->shape.n_q_heads || cache->head_dim != profile->shape.head_dim ||
+        cache->fingerprint != fasa__lc_fingerprint(profile, layer, (int)mode))
+        return fasa__fail(ctx, FASA_ERR_PROFILE_MISMATCH,
+                          "label cache was made for another profile, layer (%llu) or mode (%d)",
+                          (unsigned long long)cache->layer, (int)cache->mode);
+    if (fasa__predict_outputs_overlap(&plan, indices, counts, scores, workspace, workspace_size,
+                                      cache, (size_t)cache->total_bytes))
+        return fasa__fail(ctx, FASA_ERR_ALIASING, "an output or the workspace overlaps the cache");
+
+    const fasa__kernels *kern = fasa__kernels_get(fasa__level(ctx));
+    size_t hkv = plan.n_kv_heads;
+    for (size_t i = 0; i < plan.n_q; i++) {
+#if defined(FASA_OPENMP)
+        /* Each KV head owns its sets (and their memo entries), so the heads
+         * are independent; slot = thread number. */
+        int nth = (int)(plan.workers < hkv ? plan.workers : hkv);
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 1) if (nth > 1)
+        for (size_t g = 0; g < hkv; g++) {
+            fasa__predict_scratch sc;
+            fasa__predict_carve(&plan, workspace, (size_t)omp_get_thread_num(), &sc);
+            run_group(&plan, kern, cache, q, i, g, indices, counts, scores, &sc);
+        }
+#else
+        fasa__predict_scratch sc;
+        fasa__predict_carve(&plan, workspace, 0, &sc);
+        for (size_t g = 0; g < hkv; g++)
+            run_group(&plan, kern, cache, q, i, g, indices, counts, scores, &sc);
+#endif
+    }
+    return FASA_OK;
+}
