@@ -1,0 +1,66 @@
+/*
+ * attn_avx512.c - attention kernel (fasa__attn_fn) for AVX-512 F/BW/VL:
+ * 16 fp32 lanes, F16C-style conversion via vcvtph2ps zmm. The algorithm is
+ * in src/simd/attn_body.h. Compiles to nothing off x86.
+ */
+#include "internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "simd/exp_x86.h"
+
+#define FA_ISA avx512
+#define FA_ATTR __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define FA_W 16
+#define FA_VEC __m512
+#define FA_ZERO() _mm512_setzero_ps()
+#define FA_SET1(x) _mm512_set1_ps(x)
+#define FA_LOADU(p) _mm512_loadu_ps(p)
+#define FA_STOREU(p, v) _mm512_storeu_ps((p), (v))
+#define FA_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define FA_MUL(a, b) _mm512_mul_ps((a), (b))
+#define FA_ADD(a, b) _mm512_add_ps((a), (b))
+#define FA_SUB(a, b) _mm512_sub_ps((a), (b))
+#define FA_MAX(a, b) _mm512_max_ps((a), (b))
+#define FA_HMAX(v) _mm512_reduce_max_ps(v)
+#define FA_HSUM(v) _mm512_reduce_add_ps(v)
+#define FA_EXP(v) fasa__exp_avx512(v)
+#define FA_REDUCE(v) fa_reduce16(v)
+#define FA_KT1 8
+#define FA_VCG1 8
+#define FA_VCG2 8
+#define FA_VCG3 4
+#define FA_VCG4 4
+#define FA_LD_F32(p) _mm512_loadu_ps((const float *)(const void *)(p))
+#define FA_LD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define FA_LD_BF16(p)                                                                           \
+    _mm512_castsi512_ps(_mm512_slli_epi32(                                                      \
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
+
+/* Sixteen vectors -> one vector of their lane sums, lane t = sum of v[t].
+ * Halving steps pair 256-, 128-, 64- and 32-bit pieces of two vectors, so
+ * 15 adds do the work of 16 horizontal sums; the last permute undoes the
+ * 4x4 lane transposition the in-lane shuffles leave behind. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512
+fa_reduce16(const __m512 *v)
+{
+    __m512 w[8], x[4], y[2];
+    for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0x88),
+                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0xDD));
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(perm, z);
+}
+
+#define FA_KERNEL_NAME fasa__attn_avx512
+#include "simd/attn_instances.h"
+
+#endif

@@ -1,0 +1,355 @@
+/*
+ * test_attn_kernels.c - every registered `attn` kernel the host can run
+ * against the scalar reference fasa__attn_ref, plus the vectorized exp
+ * against expf.
+ *
+ * Cases: n = 0, 1, 15, 16, 17, 63, 64, 65, 1000 tokens; head_dim 64, 80,
+ * 128, 256 and tail sizes (36, 20); head_dim_v != head_dim; 1..8, 16 and 17
+ * rows (17 > the kernels' 16-row pass); index lists and ranges; all nine
+ * (K dtype, V dtype) pairs; pointers offset by one element; a fresh state
+ * and a state carried over from a first half of the tokens (exercises the
+ * rescale of an existing acc); very spread logits (exp underflow).
+ * Tolerance on out = acc / l: 1e-5 * max|v| * (1 + log2 n), and on
+ * lse = m + log(l): 1e-5 * (1 + |lse|) * (1 + log2 n).
+ */
+#include "internal.h"
+#include "dispatch.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include "simd/exp_x86.h"
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "simd/exp_neon.h"
+#endif
+
+typedef struct kern {
+    const char *name;
+    int lvl;
+    fasa__attn_fn run;
+} kern;
+
+static kern g_kernels[16];
+static size_t g_n_kernels;
+
+static void collect_kernels(void)
+{
+#define FASA_KERNEL(op, level, fn, slot, type)                                           \
+    if (strcmp(#op, "attn") == 0 && (level) != FASA_CPU_SCALAR && g_n_kernels < 16) {    \
+        if (fasa__level_usable(level)) {                                                  \
+            g_kernels[g_n_kernels].name = #fn;                                            \
+            g_kernels[g_n_kernels].lvl = (level);                                       \
+            g_kernels[g_n_kernels].run = (fasa__attn_fn)(void (*)(void))fn;                \
+            g_n_kernels++;                                                                \
+        } else {                                                                          \
+            test_note("skip %s: CPU lacks level %d", #fn, (int)(level));                  \
+        }                                                                                 \
+    }
+#include "kernels.def"
+#undef FASA_KERNEL
+}
+
+/* One buffer of n_tok rows with a given stride, elements at +offset. */
+typedef struct buf {
+    void *mem;
+    void *data;
+} buf;
+
+static void buf_make(buf *b, int dtype, size_t n_tok, size_t stride, size_t dim, size_t offset,
+                     double scale)
+{
+    size_t es = fasa__dtype_size(dtype);
+    size_t elems = (n_tok ? (n_tok - 1) * stride + dim : 1) + offset;
+    b->mem = test_xmalloc(elems * es);
+    memset(b->mem, 0xff, elems * es); /* NaN padding: reading it shows */
+    b->data = (char *)b->mem + offset * es;
+    for (size_t t = 0; t < n_tok; t++)
+        for (size_t i = 0; i < dim; i++)
+            test_store(b->data, dtype, t * stride + i, scale * test_rand_normal());
+}
+
+typedef struct state {
+    float *m, *l, *acc, *acc_mem;
+} state;
+
+static void state_make(state *s, size_t rows, size_t acc_stride, size_t offset)
+{
+    s->m = test_xmalloc(rows * sizeof(float));
+    s->l = test_xmalloc(rows * sizeof(float));
+    s->acc_mem = test_xmalloc((rows * acc_stride + offset) * sizeof(float));
+    s->acc = s->acc_mem + offset;
+    for (size_t r = 0; r < rows; r++) {
+        s->m[r] = -INFINITY;
+        s->l[r] = 0.0f;
+        for (size_t c = 0; c < acc_stride; c++)
+            s->acc[r * acc_stride + c] = 0.0f;
+    }
+}
+
+static void state_copy(state *dst, const state *src, size_t rows, size_t acc_stride)
+{
+    memcpy(dst->m, src->m, rows * sizeof(float));
+    memcpy(dst->l, src->l, rows * sizeof(float));
+    memcpy(dst->acc, src->acc, rows * acc_stride * sizeof(float));
+}
+
+static void state_free(state *s)
+{
+    free(s->m);
+    free(s->l);
+    free(s->acc_mem);
+}
+
+typedef struct cfg {
+    int kdt, vdt;
+    size_t n, d, dv, rows;
+    int use_idx, misalign, carry;
+    double qscale;
+} cfg;
+
+static size_t g_cases;
+
+static void run_case(const kern *kn, const cfg *c)
+{
+    const size_t t_all = c->use_idx ? c->n * 3 + 5 : c->n + 7; /* cache tokens */
+    const size_t off = c->misalign ? 1 : 0;
+    const size_t kstride = c->d + 3, vstride = c->dv + 5, qs = c->d + 1, accs = c->dv + 2;
+    buf k, v, q;
+    buf_make(&k, c->kdt, t_all, kstride, c->d, off, 1.0);
+    buf_make(&v, c->vdt, t_all, vstride, c->dv, off, 1.0);
+    buf_make(&q, FASA_DTYPE_F32, c->rows, qs, c->d, off, c->qscale / sqrt((double)c->d));
+
+    uint32_t *idx = NULL;
+    size_t first = 0;
+    if (c->use_idx) { /* sorted, random gaps */
+        idx = test_xmalloc((c->n + 1) * sizeof(uint32_t));
+        size_t pos = test_rand_range(0, 2);
+        for (size_t i = 0; i < c->n; i++) {
+            idx[i] = (uint32_t)pos;
+            pos += test_rand_range(1, 3);
+        }
+    } else {
+        first = test_rand_range(0, 7);
+    }
+    double vmax = 0.0;
+    for (size_t t = 0; t < t_all; t++)
+        for (size_t i = 0; i < c->dv; i++) {
+            double a = fabs((double)fasa__load(v.data, c->vdt, t * vstride + i));
+            vmax = a > vmax ? a : vmax;
+        }
+
+    state sr, sk;
+    state_make(&sr, c->rows, accs, 0);
+    state_make(&sk, c->rows, accs, off);
+    fasa__attn_job job = {0};
+    job.q = q.data;
+    job.n_rows = c->rows;
+    job.q_stride = qs;
+    job.k = k.data;
+    job.k_stride = kstride;
+    job.k_dtype = c->kdt;
+    job.v = v.data;
+    job.v_stride = vstride;
+    job.v_dtype = c->vdt;
+    job.head_dim = c->d;
+    job.head_dim_v = c->dv;
+    job.acc_stride = accs;
+
+    size_t split = c->carry ? c->n / 2 : 0;
+    if (split > 0) { /* first half by the reference into both states */
+        job.idx = idx;
+        job.first = first;
+        job.n = split;
+        job.m = sr.m;
+        job.l = sr.l;
+        job.acc = sr.acc;
+        fasa__attn_ref(&job);
+        state_copy(&sk, &sr, c->rows, accs);
+    }
+    job.idx = idx ? idx + split : NULL;
+    job.first = first + split;
+    job.n = c->n - split;
+    job.m = sr.m;
+    job.l = sr.l;
+    job.acc = sr.acc;
+    fasa__attn_ref(&job);
+    job.m = sk.m;
+    job.l = sk.l;
+    job.acc = sk.acc;
+    kn->run(&job);
+
+    double lg = 1.0 + (c->n > 1 ? log2((double)c->n) : 0.0);
+    double tol_o = 1e-5 * (vmax > 0 ? vmax : 1.0) * lg;
+    double worst_o = 0.0, worst_l = 0.0;
+    int bad = 0;
+    for (size_t r = 0; r < c->rows; r++) {
+        if (c->n == 0) {
+            bad |= !(sk.m[r] == -INFINITY && sk.l[r] == 0.0f);
+            for (size_t i = 0; i < c->dv; i++)
+                bad |= sk.acc[r * accs + i] != 0.0f;
+            continue;
+        }
+        double lse_r = sr.m[r] + log(sr.l[r]), lse_k = sk.m[r] + log(sk.l[r]);
+        double el = fabs(lse_r - lse_k);
+        if (!(el <= 1e-5 * (1.0 + fabs(lse_r)) * lg))
+            bad = 1;
+        worst_l = el > worst_l ? el : worst_l;
+        for (size_t i = 0; i < c->dv; i++) {
+            double o_r = sr.acc[r * accs + i] / sr.l[r], o_k = sk.acc[r * accs + i] / sk.l[r];
+            double e = fabs(o_r - o_k);
+            if (!(e <= tol_o))
+                bad = 1;
+            worst_o = e > worst_o ? e : worst_o;
+        }
+        /* the kernel must not write acc padding */
+        for (size_t i = c->dv; i < accs; i++)
+            bad |= sk.acc[r * accs + i] != 0.0f;
+    }
+    CHECKF(!bad,
+           "%s k=%s v=%s n=%zu d=%zu dv=%zu rows=%zu %s misalign=%d carry=%d qscale=%g: "
+           "max|dout| %.3g (tol %.3g), max|dlse| %.3g",
+           kn->name, test_dtype_name(c->kdt), test_dtype_name(c->vdt), c->n, c->d, c->dv,
+           c->rows, c->use_idx ? "idx" : "range", c->misalign, c->carry, c->qscale, worst_o,
+           tol_o, worst_l);
+    g_cases++;
+    state_free(&sr);
+    state_free(&sk);
+    free(idx);
+    free(k.mem);
+    free(v.mem);
+    free(q.mem);
+}
+
+static void test_kernel(const kern *kn)
+{
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 63, 64, 65, 1000};
+    static const size_t dims[] = {64, 80, 128, 256, 36, 20};
+    static const size_t rows[] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 17};
+    size_t ci = 0;
+    for (int kdt = 0; kdt < 3; kdt++)
+        for (int vdt = 0; vdt < 3; vdt++)
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+                for (int rep = 0; rep < 3; rep++, ci++) {
+                    cfg c;
+                    c.kdt = kdt;
+                    c.vdt = vdt;
+                    c.n = sizes[si];
+                    c.d = dims[ci % 6];
+                    c.dv = (ci % 5 == 3) ? c.d / 2 + 4 : c.d;
+                    c.rows = rows[(ci * 7 + si) % 10];
+                    if (c.n == 1000 && c.rows > 8) /* keep the run short */
+                        c.rows = 4;
+                    c.use_idx = (int)(ci & 1);
+                    c.misalign = (int)((ci >> 1) & 1);
+                    c.carry = rep == 2;
+                    c.qscale = (ci % 11 == 5) ? 60.0 : 3.0;
+                    run_case(kn, &c);
+                }
+    /* every row count x the main head dims, one mid size */
+    for (size_t d = 0; d < 4; d++)
+        for (size_t ri = 0; ri < 10; ri++) {
+            cfg c = {FASA_DTYPE_F16, FASA_DTYPE_F16, 65, dims[d], dims[d], rows[ri],
+                     (int)(ri & 1), (int)(d & 1), (int)(ri % 3 == 0), 3.0};
+            run_case(kn, &c);
+        }
+}
+
+/* ---------------------------------------------------------------- exp */
+
+static int64_t ulp_diff(float a, float b)
+{
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    if (ia < 0)
+        ia = INT32_MIN - ia;
+    if (ib < 0)
+        ib = INT32_MIN - ib;
+    int64_t d = (int64_t)ia - (int64_t)ib;
+    return d < 0 ? -d : d;
+}
+
+/* Largest ulp error of exp_fn over [-87.3, 88] (through 4-lane groups) and
+ * checks of -inf, very negative, NaN and 0. */
+static void check_exp(const char *name, void (*exp4)(const float *in, float *out))
+{
+    int64_t worst = 0;
+    float worst_x = 0.0f;
+    float in[4], out[4];
+    for (int i = 0; i < 200000; i += 4) {
+        for (int j = 0; j < 4; j++)
+            in[j] = -87.3f + (float)(i + j) * (175.3f / 200000.0f);
+        exp4(in, out);
+        for (int j = 0; j < 4; j++) {
+            float want = (float)exp((double)in[j]);
+            int64_t u = ulp_diff(out[j], want);
+            if (u > worst) {
+                worst = u;
+                worst_x = in[j];
+            }
+        }
+    }
+    CHECKF(worst <= 3, "%s: max error %lld ulp at x=%.9g", name, (long long)worst, (double)worst_x);
+    test_note("%s: max error %lld ulp over [-87.3, 88]", name, (long long)worst);
+    in[0] = -INFINITY;
+    in[1] = -1000.0f;
+    in[2] = NAN;
+    in[3] = 0.0f;
+    exp4(in, out);
+    CHECKF(out[0] == 0.0f && out[1] == 0.0f && isnan(out[2]) && out[3] == 1.0f,
+           "%s special values: %g %g %g %g", name, (double)out[0], (double)out[1],
+           (double)out[2], (double)out[3]);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma"))) static void exp4_avx2(const float *in, float *out)
+{
+    float a[8] = {in[0], in[1], in[2], in[3], in[3], in[2], in[1], in[0]}, b[8];
+    _mm256_storeu_ps(b, fasa__exp_avx2(_mm256_loadu_ps(a)));
+    memcpy(out, b, 4 * sizeof(float));
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void exp4_avx512(const float *in,
+                                                                            float *out)
+{
+    float a[16], b[16];
+    for (int i = 0; i < 16; i++)
+        a[i] = in[i % 4];
+    _mm512_storeu_ps(b, fasa__exp_avx512(_mm512_loadu_ps(a)));
+    memcpy(out, b + 12, 4 * sizeof(float));
+}
+#endif
+#if defined(__aarch64__)
+static void exp4_neon(const float *in, float *out) { vst1q_f32(out, fasa__exp_neon(vld1q_f32(in))); }
+#endif
+
+int main(void)
+{
+    test_init("test_attn_kernels");
+#if defined(__x86_64__) || defined(__i386__)
+    if (fasa__level_usable(FASA_CPU_AVX2))
+        check_exp("exp_avx2", exp4_avx2);
+    if (fasa__level_usable(FASA_CPU_AVX512))
+        check_exp("exp_avx512", exp4_avx512);
+#endif
+#if defined(__aarch64__)
+    check_exp("exp_neon", exp4_neon);
+#endif
+    collect_kernels();
+    if (g_n_kernels == 0)
+        test_note("no SIMD attn kernel runs on this CPU: only the exp checks ran");
+    for (size_t i = 0; i < g_n_kernels; i++) {
+        size_t before = g_cases;
+        test_kernel(&g_kernels[i]);
+        test_note("%s: %zu cases against fasa__attn_ref", g_kernels[i].name, g_cases - before);
+    }
+    return test_summary();
+}
