@@ -247,7 +247,7 @@ static int calibrate(const run_args *a, calib_dump *dumps, int layout)
             rc = calib_error("%s: cannot save: %s", a->out, fasa_status_string(st));
     }
     if (rc == 0)
-        printf("wrote %s: %zu layers x %zu query heads, head_dim %zu, %s pairs, %zu steps\n",
+        printf("wrote %s: %zu layers x %zu query heads, head_dim %zu, %s pairs, %zu layer-steps\n",
                a->out, cfg.shape.n_layers, cfg.shape.n_q_heads, cfg.shape.head_dim,
                calib_layout_name(layout), s.done);
     fasa_profile_destroy(prof);
