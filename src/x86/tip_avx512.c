@@ -1,0 +1,216 @@
+/*
+ * tip_avx512.c - TIP kernels for AVX-512 F/BW/VL: label-tile scoring
+ * (f32/f16/bf16), label converts and the top-k scan (compare + compress).
+ * Every function carries exactly the target features it uses, so the file
+ * builds with baseline flags; it is empty on non-x86 targets.
+ */
+#include "internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include "topk_filter.h"
+
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define INLINE static inline __attribute__((always_inline)) TARGET
+
+/* 16 labels of channel-major tile row `p` as f32. */
+INLINE __m512 load_f32(const float *p) { return _mm512_loadu_ps(p); }
+INLINE __m512 load_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* One tile, RB rows: acc[r][v] over 64 tokens, channel-major f32 or f16.
+ * Vertical FMAs only: no per-token horizontal reduction. */
+#define TILE_BODY(RB, LOAD, T)                                                               \
+    do {                                                                                     \
+        __m512 acc[RB][4];                                                                   \
+        for (int r = 0; r < RB; r++)                                                         \
+            for (int v = 0; v < 4; v++)                                                      \
+                acc[r][v] = _mm512_setzero_ps();                                             \
+        for (size_t c = 0; c < n_ch; c++) {                                                  \
+            const T *xp = (const T *)tile + c * FASA_TILE;                                   \
+            __m512 x0 = LOAD(xp), x1 = LOAD(xp + 16), x2 = LOAD(xp + 32), x3 = LOAD(xp + 48); \
+            for (int r = 0; r < RB; r++) {                                                   \
+                __m512 wv = _mm512_set1_ps(w[(r0 + r) * n_ch + c]);                          \
+                acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);                              \
+                acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);                              \
+                acc[r][2] = _mm512_fmadd_ps(wv, x2, acc[r][2]);                              \
+                acc[r][3] = _mm512_fmadd_ps(wv, x3, acc[r][3]);                              \
+            }                                                                                \
+        }                                                                                    \
+        for (int r = 0; r < RB; r++)                                                         \
+            store_row(out + (r0 + r) * out_stride + j0, acc[r], nt);                         \
+    } while (0)
+
+/* Store the 64 scores of one row, only the first nt (tail tile). */
+INLINE void store_row(float *o, const __m512 *a, size_t nt)
+{
+    if (nt == FASA_TILE) {
+        for (int v = 0; v < 4; v++)
+            _mm512_storeu_ps(o + 16 * v, a[v]);
+        return;
+    }
+    for (int v = 0; v < 4 && (size_t)(16 * v) < nt; v++) {
+        size_t left = nt - 16 * (size_t)v;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        _mm512_mask_storeu_ps(o + 16 * v, m, a[v]);
+    }
+}
+
+#define SCORE_KERNEL(NAME, LOAD, T)                                                          \
+    TARGET void NAME(const void *tiles, size_t n_fc, size_t n, const float *w, size_t n_rows, \
+                     float *out, size_t out_stride)                                          \
+    {                                                                                        \
+        size_t n_ch = 2 * n_fc;                                                              \
+        for (size_t j0 = 0; j0 < n; j0 += FASA_TILE) {                                       \
+            const T *tile = (const T *)tiles + (j0 / FASA_TILE) * n_ch * FASA_TILE;          \
+            size_t nt = n - j0 < FASA_TILE ? n - j0 : FASA_TILE;                             \
+            size_t r0 = 0;                                                                   \
+            for (; r0 + 4 <= n_rows; r0 += 4)                                                \
+                TILE_BODY(4, LOAD, T);                                                       \
+            switch (n_rows - r0) {                                                           \
+            case 3: TILE_BODY(3, LOAD, T); break;                                            \
+            case 2: TILE_BODY(2, LOAD, T); break;                                            \
+            case 1: TILE_BODY(1, LOAD, T); break;                                            \
+            default: break;                                                                  \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+SCORE_KERNEL(fasa__score_labels_f32_avx512, load_f32, float)
+SCORE_KERNEL(fasa__score_labels_f16_avx512, load_f16, uint16_t)
+
+/* bf16 pair tiles [fc][64][2]: each 32-bit lane is one token's (d0, d1);
+ * shifting / masking turns the halves into f32 without any conversion. */
+#define PAIR_BODY(RB)                                                                        \
+    do {                                                                                     \
+        __m512 acc[RB][4];                                                                   \
+        for (int r = 0; r < RB; r++)                                                         \
+            for (int v = 0; v < 4; v++)                                                      \
+                acc[r][v] = _mm512_setzero_ps();                                             \
+        const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);                         \
+        for (size_t u = 0; u < n_fc; u++) {                                                  \
+            const uint32_t *xp = (const uint32_t *)(tile + u * 2 * FASA_TILE);               \
+            __m512 lo[4], hi[4];                                                             \
+            for (int v = 0; v < 4; v++) {                                                    \
+                __m512i x = _mm512_loadu_si512((const void *)(xp + 16 * v));                 \
+                lo[v] = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));                       \
+                hi[v] = _mm512_castsi512_ps(_mm512_and_si512(x, hi_mask));                   \
+            }                                                                                \
+            for (int r = 0; r < RB; r++) {                                                   \
+                __m512 w0 = _mm512_set1_ps(w[(r0 + r) * 2 * n_fc + 2 * u]);                  \
+                __m512 w1 = _mm512_set1_ps(w[(r0 + r) * 2 * n_fc + 2 * u + 1]);              \
+                for (int v = 0; v < 4; v++) {                                                \
+                    acc[r][v] = _mm512_fmadd_ps(w0, lo[v], acc[r][v]);                       \
+                    acc[r][v] = _mm512_fmadd_ps(w1, hi[v], acc[r][v]);                       \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        for (int r = 0; r < RB; r++)                                                         \
+            store_row(out + (r0 + r) * out_stride + j0, acc[r], nt);                         \
+    } while (0)
+
+TARGET void fasa__score_labels_bf16_avx512(const void *tiles, size_t n_fc, size_t n,
+                                           const float *w, size_t n_rows, float *out,
+                                           size_t out_stride)
+{
+    for (size_t j0 = 0; j0 < n; j0 += FASA_TILE) {
+        const uint16_t *tile = (const uint16_t *)tiles + (j0 / FASA_TILE) * 2 * n_fc * FASA_TILE;
+        size_t nt = n - j0 < FASA_TILE ? n - j0 : FASA_TILE;
+        size_t r0 = 0;
+        for (; r0 + 4 <= n_rows; r0 += 4)
+            PAIR_BODY(4);
+        switch (n_rows - r0) {
+        case 3: PAIR_BODY(3); break;
+        case 2: PAIR_BODY(2); break;
+        case 1: PAIR_BODY(1); break;
+        default: break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------- converts */
+
+/* f16 with the reference's NaN (sign | 0x7e00) so results are bit-identical. */
+TARGET void fasa__convert_f16_avx512(const float *src, size_t n, void *dst)
+{
+    size_t i = 0;
+    const __m256i qnan = _mm256_set1_epi16(0x7e00), sign = _mm256_set1_epi16((short)0x8000);
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(src + i);
+        __m256i h = _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        __m256i fixed = _mm256_or_si256(_mm256_and_si256(h, sign), qnan);
+        h = _mm256_mask_blend_epi16(nan, h, fixed);
+        _mm256_storeu_si256((__m256i *)((uint16_t *)dst + i), h);
+    }
+    if (i < n)
+        fasa__convert_f16_ref(src + i, n - i, (uint16_t *)dst + i);
+}
+
+/* bf16 by integer round-to-nearest-even (vcvtneps2bf16 would flush
+ * denormals; this matches the reference bit for bit). */
+TARGET void fasa__convert_bf16_avx512(const float *src, size_t n, void *dst)
+{
+    size_t i = 0;
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1),
+                  quiet = _mm512_set1_epi32(0x40);
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(src + i);
+        __m512i u = _mm512_castps_si512(x);
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(
+                                                                   _mm512_srli_epi32(u, 16), one)));
+        r = _mm512_srli_epi32(r, 16);
+        __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
+        _mm256_storeu_si256((__m256i *)((uint16_t *)dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    if (i < n)
+        fasa__convert_bf16_ref(src + i, n - i, (uint16_t *)dst + i);
+}
+
+/* ----------------------------------------------------------- top-k scan */
+
+/* Compress in a register and store all 16 lanes (cand has 16 of slack):
+ * the memory form of vpcompressd is microcoded and slow on AMD Zen 4. */
+TARGET static size_t scan_avx512(const float *s, size_t n, float tau, uint32_t *cand,
+                                 size_t cap)
+{
+    const __m512 t = _mm512_set1_ps(tau);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    size_t c = 0, j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + j), t, _CMP_GE_OQ);
+        if (m) {
+            _mm512_storeu_si512((void *)(cand + c), _mm512_maskz_compress_epi32(m, idx));
+            c += (size_t)__builtin_popcount(m);
+            if (c > cap)
+                return cap + 1;
+        }
+        idx = _mm512_add_epi32(idx, step);
+    }
+    for (; j < n; j++) {
+        cand[c] = (uint32_t)j;
+        c += s[j] >= tau;
+        if (c > cap)
+            return cap + 1;
+    }
+    return c;
+}
+
+void fasa__topk_avx512(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)
+{
+    float tau = NAN;
+    fasa__topk_filter(s, n, k, out, scratch, &tau, scan_avx512);
+}
+
+void fasa__topk_hint_avx512(const float *s, size_t n, size_t k, uint32_t *out, void *scratch,
+                            float *tau)
+{
+    fasa__topk_filter(s, n, k, out, scratch, tau, scan_avx512);
+}
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * test_kernels.c - every kernel of the registry (src/kernels.def) that this
+ * CPU supports against the scalar reference of its op:
+ *   score_labels_*  |simd - ref| <= 2e-6 * sum|w*x| (FMA vs mul+add, same
+ *                   channel order); 1e-4 for the AVX512_BF16 vdpbf16ps
+ *                   kernel (weights split into two bf16 halves, denormals
+ *                   flushed)
+ *   score_dims_*    |simd - ref| <= 2e-6 * sum|w*x|
+ *   convert_*       bit-identical (NaN included)
+ *   topk, topk_hint identical indices for every input (ties, NaN, -inf,
+ *                   ramps, all-equal; k = 1 .. n; n = 0, 1, 63, 64, 65, ...)
+ *   attn            out = acc/l and lse = m + log(l) within 2e-5 relative
+ * Sizes 0, 1, tile-1, tile, tile+1, 2*tile+3 and large random ones; inputs
+ * offset by one element (4 bytes) from 64-byte alignment; every dtype.
+ * Outputs beyond the written extent must keep their sentinel.
+ * Also: FASA_CPU=scalar caps every op to its reference (checked in a child
+ * process: the cap is read once per process). Options: --cap-check NAME
+ * (child mode: every op must resolve to a level <= NAME), --no-spawn.
+ */
+#include "internal.h"
+#include "dispatch.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*any_fn)(void);
+typedef struct entry {
+    const char *op;
+    int level;
+    const char *name;
+    any_fn fn;
+} entry;
+
+static const entry registry[] = {
+#define FASA_KERNEL(op, level, fn, slot, type) {#op, level, #fn, (any_fn)fn},
+#include "kernels.def"
+#undef FASA_KERNEL
+};
+#define N_ENTRIES (sizeof registry / sizeof registry[0])
+
+static const entry *ref_of(const char *op)
+{
+    for (size_t i = 0; i < N_ENTRIES; i++)
+        if (registry[i].level == FASA_CPU_SCALAR && strcmp(registry[i].op, op) == 0)
+            return &registry[i];
+    return NULL;
+}
+
+static int dtype_of(const char *op)
+{
+    size_t l = strlen(op);
+    if (l > 5 && strcmp(op + l - 5, "_bf16") == 0)
+        return FASA_DTYPE_BF16;
+    if (l > 4 && strcmp(op + l - 4, "_f16") == 0)
+        return FASA_DTYPE_F16;
+    return FASA_DTYPE_F32;
+}
+
+/* 64-byte aligned block + `off` bytes; freed with free(base). */
+static void *buf(size_t bytes, size_t off, void **base)
+{
+    *base = aligned_alloc(64, (bytes + off + 64 + 63) / 64 * 64);
+    if (!*base)
+        abort();
+    memset(*base, 0, (bytes + off + 64 + 63) / 64 * 64);
+    return (char *)*base + off;
+}
+
+static void put(void *p, int dtype, size_t i, float x)
+{
+    if (dtype == FASA_DTYPE_F32)
+        ((float *)p)[i] = x;
+    else if (dtype == FASA_DTYPE_F16)
+        ((uint16_t *)p)[i] = test_f32_to_f16(x);
+    else
+        ((uint16_t *)p)[i] = test_f32_to_bf16(x);
+}
+static float get(const void *p, int dtype, size_t i)
+{
+    if (dtype == FASA_DTYPE_F32)
+        return ((const float *)p)[i];
+    return (float)test_load(p, dtype, i);
+}
+
+static const size_t SIZES[] = {0, 1, 63, 64, 65, 131};
+#define N_SIZES (sizeof SIZES / sizeof SIZES[0])
+static size_t pick_size(size_t i) { return i < N_SIZES ? SIZES[i] : test_rand_range(200, 3000); }
+
+/* ------------------------------------------------------- score_labels */
+
+static void test_score_labels(const entry *e, const entry *ref)
+{
+    int dt = dtype_of(e->op), pairs = dt == FASA_DTYPE_BF16;
+    size_t es = test_dtype_size(dt);
+    double tol = strstr(e->name, "avx512bf16") ? 1e-4 : 2e-6;
+    fasa__score_labels_fn f = (fasa__score_labels_fn)e->fn, fr = (fasa__score_labels_fn)ref->fn;
+    static const size_t FCS[] = {1, 3, 16};
+    static const size_t ROWS[] = {1, 2, 3, 4, 5, 8};
+    for (size_t si = 0; si < N_SIZES + 2; si++)
+        for (size_t fi = 0; fi < 3; fi++)
+            for (size_t ri = 0; ri < 6; ri++) {
+                size_t n = pick_size(si), n_fc = FCS[fi], rows = ROWS[ri], n_ch = 2 * n_fc;
+                size_t tiles = (n + FASA_TILE - 1) / FASA_TILE, elems = tiles * n_ch * FASA_TILE;
+                size_t stride = n + 3;
+                void *b1, *b2, *b3, *b4;
+                char *lab = buf(elems * es, 4, &b1);
+                float *w = buf(rows * n_ch * 4, 4, &b2);
+                float *o1 = buf((rows * stride + 1) * 4, 4, &b3);
+                float *o2 = buf((rows * stride + 1) * 4, 4, &b4);
+                for (size_t i = 0; i < elems; i++)
+                    put(lab, dt, i, (float)test_rand_normal());
+                for (size_t i = 0; i < rows * n_ch; i++)
+                    w[i] = (float)test_rand_normal();
+                for (size_t i = 0; i < rows * stride + 1; i++)
+                    o1[i] = o2[i] = -7.0f;
+                fr(lab, n_fc, n, w, rows, o1, stride);
+                f(lab, n_fc, n, w, rows, o2, stride);
+                size_t bad = 0;
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t j = 0; j < stride; j++) {
+                        float a = o1[r * stride + j], b = o2[r * stride + j];
+                        if (j >= n) {
+                            bad += b != -7.0f;
+                            continue;
+                        }
+                        double mag = 0;
+                        size_t base = (j / FASA_TILE) * n_ch * FASA_TILE, jj = j % FASA_TILE;
+                        for (size_t c = 0; c < n_ch; c++) {
+                            size_t off = pairs ? (c / 2) * 2 * FASA_TILE + 2 * jj + c % 2
+                                               : c * FASA_TILE + jj;
+                            mag += fabs((double)w[r * n_ch + c] * get(lab, dt, base + off));
+                        }
+                        bad += !(fabs((double)a - b) <= tol * mag + 1e-30);
+                    }
+                bad += o2[rows * stride] != -7.0f;
+                CHECKF(bad == 0, "%s: n %zu n_fc %zu rows %zu: %zu mismatches", e->name, n, n_fc,
+                       rows, bad);
+                free(b1), free(b2), free(b3), free(b4);
+            }
+}
+
+/* --------------------------------------------------------- score_dims */
+
+static void test_score_dims(const entry *e, const entry *ref)
+{
+    int dt = dtype_of(e->op);
+    size_t es = test_dtype_size(dt);
+    fasa__score_dims_fn f = (fasa__score_dims_fn)e->fn, fr = (fasa__score_dims_fn)ref->fn;
+    for (size_t si = 0; si < N_SIZES + 2; si++) {
+        size_t n = pick_size(si), d = 128, ts = 8 * 128 + 3, nd = 32;
+        uint32_t dims[32];
+        for (size_t c = 0; c < nd; c++)
+            dims[c] = (uint32_t)((c * 37 + 5) % d);
+        void *b1, *b2, *b3, *b4;
+        char *k = buf((n * ts + d) * es, 4, &b1);
+        float *w = buf(nd * 4, 4, &b2);
+        float *o1 = buf((n + 1) * 4, 4, &b3), *o2 = buf((n + 1) * 4, 4, &b4);
+        for (size_t i = 0; i < n * ts + d; i++)
+            put(k, dt, i, (float)test_rand_normal());
+        for (size_t c = 0; c < nd; c++)
+            w[c] = (float)test_rand_normal();
+        o1[n] = o2[n] = -7.0f;
+        fr(k, ts, n, dims, nd, w, o1);
+        f(k, ts, n, dims, nd, w, o2);
+        size_t bad = o2[n] != -7.0f;
+        for (size_t j = 0; j < n; j++) {
+            double mag = 0;
+            for (size_t c = 0; c < nd; c++)
+                mag += fabs((double)w[c] * get(k, dt, j * ts + dims[c]));
+            bad += !(fabs((double)o1[j] - o2[j]) <= 2e-6 * mag + 1e-30);
+        }
+        CHECKF(bad == 0, "%s: n %zu: %zu mismatches", e->name, n, bad);
+        free(b1), free(b2), free(b3), free(b4);
+    }
+}
+
+/* ------------------------------------------------------------ convert */
+
+static void test_convert(const entry *e, const entry *ref)
+{
+    fasa__convert_fn f = (fasa__convert_fn)e->fn, fr = (fasa__convert_fn)ref->fn;
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 65504.0f,
+                                    65519.0f, 65520.0f, 1e-8f, 5.96e-8f, 3e-8f, 6.1e-5f,
+                                    1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 1e-40f, -1e-45f,
+                                    3.4e38f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256};
+    size_t ns = sizeof special / sizeof special[0];
+    for (size_t si = 0; si < N_SIZES + 2; si++) {
+        size_t n = pick_size(si);
+        void *b1, *b2, *b3;
+        float *src = buf(n * 4, 4, &b1);
+        uint16_t *d1 = buf((n + 1) * 2, 2, &b2), *d2 = buf((n + 1) * 2, 2, &b3);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = test_rand_u64();
+            src[i] = r % 4 == 0 ? special[(r >> 8) % ns] : (float)(test_rand_normal() * 100.0);
+            if (r % 7 == 0)
+                src[i] *= 1e-6f;
+        }
+        d1[n] = d2[n] = 0xBEEF;
+        fr(src, n, d1);
+        f(src, n, d2);
+        CHECKF(memcmp(d1, d2, (n + 1) * 2) == 0, "%s: n %zu differs from %s", e->name, n,
+               ref->name);
+        free(b1), free(b2), free(b3);
+    }
+}
+
+/* --------------------------------------------------------------- topk */
+
+enum { P_NORMAL, P_EQUAL, P_NAN, P_NEGINF, P_ASC, P_DESC, P_FEW, P_SIGNED_ZERO, P_COUNT };
+
+static void fill_pattern(float *s, size_t n, int p)
+{
+    for (size_t j = 0; j < n; j++) {
+        switch (p) {
+        case P_NORMAL: s[j] = (float)test_rand_normal(); break;
+        case P_EQUAL: s[j] = 0.5f; break;
+        case P_NAN: s[j] = test_rand_range(0, 9) == 0 ? NAN : (float)test_rand_normal(); break;
+        case P_NEGINF:
+            s[j] = test_rand_range(0, 2) == 0 ? -INFINITY : (float)test_rand_normal();
+            break;
+        case P_ASC: s[j] = (float)j; break;
+        case P_DESC: s[j] = -(float)j; break;
+        case P_FEW: s[j] = (float)test_rand_range(0, 3); break;
+        default: s[j] = test_rand_range(0, 1) ? 0.0f : -0.0f; break;
+        }
+    }
+    if (p == P_NAN && n > 0)
+        s[n - 1] = NAN; /* a NaN near the end, where the scan's tail runs */
+}
+
+static void test_topk(const entry *e, int hinted)
+{
+    static const size_t NS[] = {0, 1, 63, 64, 65, 1000, 1024, 1500, 4096, 70000};
+    for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++)
+        for (int p = 0; p < P_COUNT; p++) {
+            size_t n = NS[ni];
+            size_t ks[7] = {1, 2, n / 2, n > 0 ? n - 1 : 0, n, 256, test_rand_range(1, n + 1)};
+            void *b1, *b2, *b3, *b4;
+            float *s = buf(n * 4, 4, &b1);
+            fill_pattern(s, n, p);
+            uint32_t *o1 = buf((n + 1) * 4, 4, &b2), *o2 = buf((n + 1) * 4, 4, &b3);
+            size_t sb = fasa__topk_scratch_size(n, n);
+            void *scratch = buf(sb, 0, &b4);
+            for (int ki = 0; ki < 7; ki++) {
+                size_t k = ks[ki] > n ? n : ks[ki];
+                o1[k] = o2[k] = 0xDEADBEEFu;
+                fasa__topk_ref(s, n, k, o1, scratch);
+                /* Hints: none, the returned one, and bad ones (too high / low). */
+                static const float hints[4] = {NAN, NAN, INFINITY, -INFINITY};
+                float tau = NAN;
+                for (int h = 0; h < (hinted ? 4 : 1); h++) {
+                    memset(o2, 0xff, k * 4);
+                    if (hinted) {
+                        if (h >= 2)
+                            tau = hints[h];
+                        ((fasa__topk_hint_fn)e->fn)(s, n, k, o2, scratch, &tau);
+                    } else {
+                        ((fasa__topk_fn)e->fn)(s, n, k, o2, scratch);
+                    }
+                    CHECKF(memcmp(o1, o2, (k + 1) * 4) == 0,
+                           "%s: n %zu k %zu pattern %d hint %d differs from topk_ref", e->name, n,
+                           k, p, h);
+                }
+            }
+            free(b1), free(b2), free(b3), free(b4);
+        }
+    /* Decode-like: the scores drift a little between calls, the hint is reused. */
+    size_t n = 20000, k = 256;
+    void *b1, *b2, *b3, *b4;
+    float *s = buf(n * 4, 4, &b1);
+    uint32_t *o1 = buf(k * 4, 0, &b2), *o2 = buf(k * 4, 0, &b3);
+    void *scratch = buf(fasa__topk_scratch_size(n, n), 0, &b4);
+    fill_pattern(s, n, P_NORMAL);
+    float tau = NAN;
+    for (int step = 0; step < 20 && hinted; step++) {
+        for (size_t j = 0; j < n; j++)
+            s[j] += 0.05f * (float)test_rand_normal();
+        fasa__topk_ref(s, n, k, o1, scratch);
+        ((fasa__topk_hint_fn)e->fn)(s, n, k, o2, scratch, &tau);
+        CHECKF(memcmp(o1, o2, k * 4) == 0, "%s: drifting step %d", e->name, step);
+    }
+    free(b1), free(b2), free(b3), free(b4);
+}
+
+/* --------------------------------------------------------------- attn */
+
+static void test_attn(const entry *e, const entry *ref)
+{
+    static const int dts[3] = {FASA_DTYPE_F32, FASA_DTYPE_F16, FASA_DTYPE_BF16};
+    for (int kd = 0; kd < 3; kd++)
+        for (size_t si = 0; si < N_SIZES + 1; si++)
+            for (size_t rows = 1; rows <= 5; rows += 2) {
+                size_t n = pick_size(si), d = 128, t = n + 5, es = test_dtype_size(dts[kd]);
+                void *bk, *bv, *bq, *bi, *bs[2];
+                char *k = buf(t * d * es, 4, &bk), *v = buf(t * d * es, 4, &bv);
+                float *q = buf(rows * d * 4, 4, &bq);
+                uint32_t *idx = buf((n + 1) * 4, 4, &bi);
+                for (size_t i = 0; i < t * d; i++) {
+                    put(k, dts[kd], i, (float)test_rand_normal());
+                    put(v, dts[kd], i, (float)test_rand_normal());
+                }
+                for (size_t i = 0; i < rows * d; i++)
+                    q[i] = (float)(test_rand_normal() * 0.1);
+                for (size_t i = 0, j = 0; i < n; i++, j += 1 + (test_rand_u64() % 4 == 0))
+                    idx[i] = (uint32_t)(j < t ? j : t - 1 - (n - 1 - i));
+                float *st[2];
+                for (int x = 0; x < 2; x++)
+                    st[x] = buf(rows * (d + 2) * 4, 4, &bs[x]);
+                for (int use_idx = 0; use_idx < 2; use_idx++) {
+                    for (int x = 0; x < 2; x++) {
+                        float *m = st[x], *l = m + rows, *acc = l + rows;
+                        for (size_t r = 0; r < rows; r++)
+                            m[r] = -INFINITY, l[r] = 0.0f;
+                        memset(acc, 0, rows * d * 4);
+                        fasa__attn_job job = {q, rows, d, k, d, dts[kd], v, d, dts[kd], d, d,
+                                              use_idx ? idx : NULL, 2, n, m, l, acc, d};
+                        if (!use_idx && n + 2 > t)
+                            job.n = t - 2;
+                        ((fasa__attn_fn)(x ? e->fn : ref->fn))(&job);
+                    }
+                    size_t bad = 0;
+                    for (size_t r = 0; r < rows; r++) {
+                        float *m0 = st[0], *l0 = m0 + rows, *a0 = l0 + rows;
+                        float *m1 = st[1], *l1 = m1 + rows, *a1 = l1 + rows;
+                        if (n == 0) {
+                            bad += l1[r] != 0.0f;
+                            continue;
+                        }
+                        double lse0 = m0[r] + log(l0[r]), lse1 = m1[r] + log(l1[r]);
+                        bad += !(fabs(lse0 - lse1) <= 2e-5 * (1 + fabs(lse0)));
+                        for (size_t c = 0; c < d; c++) {
+                            double o0 = a0[r * d + c] / l0[r], o1 = a1[r * d + c] / l1[r];
+                            bad += !(fabs(o0 - o1) <= 2e-5 * 4);
+                        }
+                    }
+                    CHECKF(bad == 0, "%s: dtype %d n %zu rows %zu idx %d: %zu mismatches",
+                           e->name, dts[kd], n, rows, use_idx, bad);
+                }
+                free(bk), free(bv), free(bq), free(bi), free(bs[0]), free(bs[1]);
+            }
+}
+
+/* ------------------------------------------------------------ the cap */
+
+static int level_of_name(const char *name)
+{
+    static const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16", "neon"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Child mode: every op must resolve to a kernel of a level <= cap. */
+static int cap_check(const char *cap_name)
+{
+    int cap = level_of_name(cap_name);
+    CHECKF(cap >= 0, "unknown cap %s", cap_name);
+    CHECK(fasa_cpu_best_level() <= cap || (cap == FASA_CPU_NEON));
+    for (size_t i = 0; i < N_ENTRIES; i++) {
+        const char *name = fasa_kernel_name(registry[i].op, FASA_CPU_AUTO);
+        int ok = 0;
+        for (size_t j = 0; name && j < N_ENTRIES; j++)
+            if (strcmp(&registry[j].name[6], name) == 0 && strcmp(registry[j].op, registry[i].op) == 0)
+                ok = registry[j].level <= cap &&
+                     (cap != FASA_CPU_SCALAR || registry[j].level == FASA_CPU_SCALAR);
+        CHECKF(ok, "FASA_CPU=%s: op %s resolves to %s", cap_name, registry[i].op,
+               name ? name : "(null)");
+    }
+    if (cap == FASA_CPU_SCALAR)
+        CHECK(fasa_cpu_features() == 0 && fasa_cpu_best_level() == FASA_CPU_SCALAR);
+    return test_summary();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "--cap-check") == 0) {
+        test_init("test_kernels --cap-check");
+        return cap_check(argv[2]);
+    }
+    int spawn = !(argc >= 2 && strcmp(argv[1], "--no-spawn") == 0);
+    test_init("test_kernels");
+    uint32_t f = fasa_cpu_features();
+    test_note("cpu features 0x%x, best level %d", (unsigned)f, fasa_cpu_best_level());
+
+    /* Names: every op has a reference and resolves at every level. */
+    for (size_t i = 0; i < N_ENTRIES; i++) {
+        CHECKF(ref_of(registry[i].op) != NULL, "%s has no scalar reference", registry[i].name);
+        CHECKF(strncmp(registry[i].name, "fasa__", 6) == 0, "%s: name", registry[i].name);
+        const char *s = fasa_kernel_name(registry[i].op, FASA_CPU_SCALAR);
+        CHECKF(s && strcmp(s, &ref_of(registry[i].op)->name[6]) == 0, "%s at SCALAR: %s",
+               registry[i].op, s ? s : "(null)");
+    }
+    CHECK(fasa_kernel_name("no_such_op", FASA_CPU_AUTO) == NULL);
+    CHECK(fasa_kernel_name(NULL, FASA_CPU_AUTO) == NULL);
+
+    size_t tested = 0, skipped = 0;
+    for (size_t i = 0; i < N_ENTRIES; i++) {
+        const entry *e = &registry[i];
+        if (e->level == FASA_CPU_SCALAR && strcmp(e->op, "topk_hint") != 0)
+            continue;
+        if (!fasa__level_usable(e->level)) {
+            skipped++;
+            continue;
+        }
+        const entry *ref = ref_of(e->op);
+        size_t before = test_failures();
+        if (strncmp(e->op, "score_labels", 12) == 0)
+            test_score_labels(e, ref);
+        else if (strncmp(e->op, "score_dims", 10) == 0)
+            test_score_dims(e, ref);
+        else if (strncmp(e->op, "convert", 7) == 0)
+            test_convert(e, ref);
+        else if (strcmp(e->op, "topk") == 0)
+            test_topk(e, 0);
+        else if (strcmp(e->op, "topk_hint") == 0)
+            test_topk(e, 1);
+        else if (strcmp(e->op, "attn") == 0)
+            test_attn(e, ref);
+        else
+            CHECKF(0, "%s: op %s has no test", e->name, e->op);
+        test_note("%-40s %s", e->name, test_failures() == before ? "ok" : "FAILED");
+        tested++;
+    }
+    test_note("%zu kernels tested, %zu skipped (level not supported here)", tested, skipped);
+
+    if (spawn) {
+        static const char *caps[] = {"scalar", "avx2", "avx512"};
+        for (int c = 0; c < 3; c++) {
+            char cmd[4096];
+            snprintf(cmd, sizeof cmd, "FASA_CPU=%s '%s' --cap-check %s >/dev/null 2>&1", caps[c],
+                     argv[0], caps[c]);
+            CHECKF(strlen(argv[0]) < 4000 && system(cmd) == 0, "child with FASA_CPU=%s failed",
+                   caps[c]);
+        }
+    }
+    return test_summary();
+}
