@@ -8,6 +8,7 @@
  * out = acc / l, lse = m + log(l).
  */
 #include "internal.h"
+#include "threading.h"
 
 typedef struct attend_plan {
     int dense;          /* 1: ranges [0, t_i); 0: index lists            */
@@ -19,14 +20,20 @@ typedef struct attend_plan {
     const uint32_t *counts;
     float scale;
     size_t workers;
+    size_t max_len;     /* bound on the tokens of one set (workspace)    */
 } attend_plan;
 
-/* Per-worker scratch, every array 64-byte aligned. */
+/* Per-worker scratch, every array 64-byte aligned: pre-scaled query rows
+ * and running state of up to FASA_Q_BLOCK queries of one set, and the
+ * state of one KV chunk (threading.h explains the chunking). */
 typedef struct attend_scratch {
-    float *q;   /* [G][head_dim]  pre-scaled query rows */
-    float *m;   /* [G]                                  */
-    float *l;   /* [G]                                  */
-    float *acc; /* [G][head_dim_v]                      */
+    float *q;    /* [qb][G][head_dim]   pre-scaled query rows */
+    float *m;    /* [qb][G]                                   */
+    float *l;    /* [qb][G]                                   */
+    float *acc;  /* [qb][G][head_dim_v]                       */
+    float *cm;   /* [G]  one chunk                            */
+    float *cl;   /* [G]                                       */
+    float *cacc; /* [G][head_dim_v]                           */
 } attend_scratch;
 
 /* ------------------------------------------------------------ workspace */
@@ -37,41 +44,94 @@ static size_t attend_workers(const fasa_ctx *ctx) { return (size_t)fasa__threads
 
 static size_t bytes64(size_t n_floats) { return fasa__align_up(n_floats * sizeof(float), 64); }
 
-/* One worker's scratch bytes, or 0 on overflow. */
-static size_t attend_worker_bytes(size_t group, size_t d, size_t dv)
+static size_t attend_q_block(size_t n_q) { return n_q < FASA_Q_BLOCK ? n_q : FASA_Q_BLOCK; }
+
+/* Split-KV partials are stored only for single-query calls whose longest
+ * set spans several chunks; otherwise each item folds its own chunks. */
+static size_t attend_partial_chunks(size_t n_q, size_t max_len)
 {
-    size_t gd, gdv;
-    if (!fasa__mul_ok(group, d, &gd) || !fasa__mul_ok(group, dv, &gdv) ||
-        gd > SIZE_MAX / 8 || gdv > SIZE_MAX / 8 || group > SIZE_MAX / 8)
+    size_t c = fasa__n_chunks(max_len, FASA_KV_CHUNK);
+    return n_q == 1 && c > 1 ? c : 0;
+}
+
+/* One worker's scratch bytes, or 0 on overflow. */
+static size_t attend_worker_bytes(size_t qb, size_t group, size_t d, size_t dv)
+{
+    size_t rows, rd, rdv, gdv;
+    if (!fasa__mul_ok(qb, group, &rows) || !fasa__mul_ok(rows, d, &rd) ||
+        !fasa__mul_ok(rows, dv, &rdv) || !fasa__mul_ok(group, dv, &gdv) ||
+        rd > SIZE_MAX / 16 || rdv > SIZE_MAX / 16 || rows > SIZE_MAX / 16)
         return 0;
-    return bytes64(gd) + 2 * bytes64(group) + bytes64(gdv);
+    return bytes64(rd) + 2 * bytes64(rows) + bytes64(rdv) + 2 * bytes64(group) + bytes64(gdv);
+}
+
+/* Bytes of the partials [n_chunks][Hq] m, l and [n_chunks][Hq][dv] acc, or
+ * 0 on overflow (callers only ask when partials exist). */
+static size_t attend_partial_bytes(size_t n_chunks, size_t n_q_heads, size_t dv)
+{
+    size_t rows, all;
+    if (!fasa__mul_ok(n_chunks, n_q_heads, &rows) || !fasa__mul_ok(rows, dv, &all) ||
+        all > SIZE_MAX / 16 || rows > SIZE_MAX / 16)
+        return 0;
+    return 2 * bytes64(rows) + bytes64(all);
 }
 
 /* Total workspace bytes including the slack that aligns the pointer. */
-static fasa_status attend_workspace_bytes(fasa_ctx *ctx, size_t group, size_t d, size_t dv,
+static fasa_status attend_workspace_bytes(fasa_ctx *ctx, size_t n_q, size_t n_q_heads,
+                                          size_t group, size_t d, size_t dv, size_t max_len,
                                           size_t workers, size_t *bytes)
 {
-    size_t per = attend_worker_bytes(group, d, dv), all;
-    if (per == 0 || !fasa__mul_ok(per, workers, &all) || !fasa__add_ok(all, 64, &all))
+    size_t per = attend_worker_bytes(attend_q_block(n_q), group, d, dv), all = 0;
+    size_t nch = attend_partial_chunks(n_q, max_len);
+    int ok = per != 0 && fasa__mul_ok(per, workers, &all);
+    if (ok && nch > 0) {
+        size_t part = attend_partial_bytes(nch, n_q_heads, dv);
+        ok = part != 0 && fasa__add_ok(all, part, &all);
+    }
+    if (!ok || !fasa__add_ok(all, 64, &all))
         return fasa__fail(ctx, FASA_ERR_OVERFLOW,
-                          "attention workspace for G %zu, head_dim %zu/%zu, %zu threads "
-                          "overflows size_t",
-                          group, d, dv, workers);
+                          "attention workspace for G %zu, head_dim %zu/%zu, %zu tokens, "
+                          "%zu threads overflows size_t",
+                          group, d, dv, max_len, workers);
     *bytes = all;
     return FASA_OK;
 }
 
+static char *attend_base(void *workspace) { return (char *)fasa__align_up((uintptr_t)workspace, 64); }
+
 static void attend_carve(const attend_plan *p, void *workspace, size_t worker, attend_scratch *sc)
 {
-    char *base = (char *)fasa__align_up((uintptr_t)workspace, 64);
-    base += worker * attend_worker_bytes(p->group, p->head_dim, p->head_dim_v);
+    const size_t G = p->group, rows = attend_q_block(p->n_q) * G;
+    char *base = attend_base(workspace) +
+                 worker * attend_worker_bytes(attend_q_block(p->n_q), G, p->head_dim, p->head_dim_v);
     sc->q = (float *)(void *)base;
-    base += bytes64(p->group * p->head_dim);
+    base += bytes64(rows * p->head_dim);
     sc->m = (float *)(void *)base;
-    base += bytes64(p->group);
+    base += bytes64(rows);
     sc->l = (float *)(void *)base;
-    base += bytes64(p->group);
+    base += bytes64(rows);
     sc->acc = (float *)(void *)base;
+    base += bytes64(rows * p->head_dim_v);
+    sc->cm = (float *)(void *)base;
+    base += bytes64(G);
+    sc->cl = (float *)(void *)base;
+    base += bytes64(G);
+    sc->cacc = (float *)(void *)base;
+}
+
+/* The partials region, after every worker's scratch. */
+static void attend_carve_partials(const attend_plan *p, void *workspace, size_t n_chunks,
+                                  float **pm, float **pl, float **pacc)
+{
+    size_t rows = n_chunks * p->n_q_heads;
+    char *base = attend_base(workspace) +
+                 p->workers * attend_worker_bytes(attend_q_block(p->n_q), p->group, p->head_dim,
+                                                  p->head_dim_v);
+    *pm = (float *)(void *)base;
+    base += bytes64(rows);
+    *pl = (float *)(void *)base;
+    base += bytes64(rows);
+    *pacc = (float *)(void *)base;
 }
 
 /* Shape-only checks of the *_workspace_size calls (data may be NULL). */
@@ -93,14 +153,15 @@ FASA_API fasa_status fasa_attend_workspace_size(const fasa_ctx *ctx, const fasa_
                                                 fasa_gqa_mode mode, size_t index_stride,
                                                 size_t *bytes)
 {
-    (void)index_stride; /* the sets are read in place */
     fasa_status st = shapes_for_size(q, k, v, bytes);
     if (st != FASA_OK)
         return st;
     if (mode != FASA_GQA_PER_HEAD && mode != FASA_GQA_GROUP_SHARED)
         return FASA_ERR_INVALID_ARGUMENT;
-    return attend_workspace_bytes(NULL, q->n_heads / k->n_heads, q->head_dim, v->head_dim,
-                                  attend_workers(ctx), bytes);
+    /* a set holds at most min(t, index_stride) tokens */
+    size_t max_len = k->n_tokens < index_stride ? k->n_tokens : index_stride;
+    return attend_workspace_bytes(NULL, q->n_tokens, q->n_heads, q->n_heads / k->n_heads,
+                                  q->head_dim, v->head_dim, max_len, attend_workers(ctx), bytes);
 }
 
 FASA_API fasa_status fasa_attend_dense_workspace_size(const fasa_ctx *ctx, const fasa_view *q,
@@ -110,8 +171,9 @@ FASA_API fasa_status fasa_attend_dense_workspace_size(const fasa_ctx *ctx, const
     fasa_status st = shapes_for_size(q, k, v, bytes);
     if (st != FASA_OK)
         return st;
-    return attend_workspace_bytes(NULL, q->n_heads / k->n_heads, q->head_dim, v->head_dim,
-                                  attend_workers(ctx), bytes);
+    return attend_workspace_bytes(NULL, q->n_tokens, q->n_heads, q->n_heads / k->n_heads,
+                                  q->head_dim, v->head_dim, k->n_tokens, attend_workers(ctx),
+                                  bytes);
 }
 
 /* ----------------------------------------------------------- validation */
@@ -121,7 +183,7 @@ FASA_API fasa_status fasa_attend_dense_workspace_size(const fasa_ctx *ctx, const
 static fasa_status check_common(fasa_ctx *ctx, const fasa_view *q, const fasa_view *k,
                                 const fasa_view *v, float scale, const fasa_view *out,
                                 const float *lse, const void *workspace, size_t workspace_size,
-                                attend_plan *p)
+                                size_t len_cap, attend_plan *p)
 {
     fasa_status st;
     if ((st = fasa__check_view(ctx, q, "q")) != FASA_OK ||
@@ -149,6 +211,7 @@ static fasa_status check_common(fasa_ctx *ctx, const fasa_view *q, const fasa_vi
     p->t = k->n_tokens;
     p->scale = scale != 0.0f ? scale : 1.0f / sqrtf((float)q->head_dim);
     p->workers = attend_workers(ctx);
+    p->max_len = p->t < len_cap ? p->t : len_cap;
 
     size_t lse_bytes = p->n_q * p->n_q_heads * sizeof(float); /* <= out's extent */
     const fasa_view *inputs[3] = {q, k, v};
@@ -173,8 +236,8 @@ static fasa_status check_common(fasa_ctx *ctx, const fasa_view *q, const fasa_vi
         return fasa__fail(ctx, FASA_ERR_ALIASING, "lse overlaps workspace");
 
     size_t need;
-    if ((st = attend_workspace_bytes(ctx, p->group, p->head_dim, p->head_dim_v, p->workers,
-                                     &need)) != FASA_OK)
+    if ((st = attend_workspace_bytes(ctx, p->n_q, p->n_q_heads, p->group, p->head_dim,
+                                     p->head_dim_v, p->max_len, p->workers, &need)) != FASA_OK)
         return st;
     if (workspace_size < need)
         return fasa__fail(ctx, FASA_ERR_WORKSPACE_TOO_SMALL,
@@ -219,99 +282,239 @@ static fasa_status check_sets(fasa_ctx *ctx, const attend_plan *p)
 
 /* ------------------------------------------------------------ execution */
 
-static void finalize_row(const attend_scratch *sc, size_t r, size_t count, size_t dv,
-                         const fasa_view *out, size_t i, size_t h, float *lse, size_t n_q_heads)
+/* Set s of query i: rows h0 .. h0 + rows - 1 of the query heads, one KV
+ * head, and its tokens (a range [0, len) when dense). */
+typedef struct attend_set {
+    size_t h0, rows, kv;
+    const uint32_t *idx;
+    size_t len;
+} attend_set;
+
+static size_t plan_sets(const attend_plan *p) { return p->dense ? p->n_kv_heads : p->n_sets; }
+
+static void attend_set_of(const attend_plan *p, size_t i, size_t s, attend_set *st)
 {
-    void *dst = (void *)(uintptr_t)fasa__row(out, i, h);
-    const float *acc = sc->acc + r * dv;
-    if (count == 0) {
-        for (size_t c = 0; c < dv; c++)
-            fasa__store(dst, out->dtype, c, 0.0f);
-        if (lse != NULL)
-            lse[i * n_q_heads + h] = -INFINITY;
+    const size_t G = p->group;
+    if (p->dense) {
+        st->kv = s;
+        st->h0 = s * G;
+        st->rows = G;
+        st->idx = NULL;
+        st->len = plan_t_i(p, i);
         return;
     }
-    float l = sc->l[r];
-    for (size_t c = 0; c < dv; c++)
-        fasa__store(dst, out->dtype, c, acc[c] / l);
-    if (lse != NULL)
-        lse[i * n_q_heads + h] = sc->m[r] + logf(l);
+    size_t set = i * p->n_sets + s;
+    st->idx = p->indices + set * p->index_stride;
+    st->len = p->counts[set];
+    if (p->mode == FASA_GQA_GROUP_SHARED) {
+        st->kv = s;
+        st->h0 = s * G;
+        st->rows = G;
+    } else {
+        st->kv = s / G;
+        st->h0 = s;
+        st->rows = 1;
+    }
 }
 
-/* Work item (query i, KV head g): all G query heads of the group. */
-static void attend_item(const attend_plan *p, const fasa__kernels *kern, const fasa_view *q,
-                        const fasa_view *k, const fasa_view *v, const fasa_view *out,
-                        float *lse, const attend_scratch *sc, size_t i, size_t g)
+static void load_q(const attend_plan *p, const fasa_view *q, size_t i, const attend_set *st,
+                   float *dst)
 {
-    const size_t G = p->group, d = p->head_dim, dv = p->head_dim_v;
-    for (size_t r = 0; r < G; r++) {
-        const void *row = fasa__row(q, i, g * G + r);
+    const size_t d = p->head_dim;
+    for (size_t r = 0; r < st->rows; r++) {
+        const void *row = fasa__row(q, i, st->h0 + r);
         for (size_t c = 0; c < d; c++)
-            sc->q[r * d + c] = fasa__load(row, q->dtype, c) * p->scale;
-        sc->m[r] = -INFINITY;
-        sc->l[r] = 0.0f;
+            dst[r * d + c] = fasa__load(row, q->dtype, c) * p->scale;
     }
-    memset(sc->acc, 0, G * dv * sizeof(float));
+}
 
+static void state_clear(float *m, float *l, float *acc, size_t rows, size_t dv)
+{
+    for (size_t r = 0; r < rows; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    memset(acc, 0, rows * dv * sizeof(float));
+}
+
+/* Chunk c (FASA_KV_CHUNK tokens of the set's list) from the empty state
+ * into m, l, acc [rows][dv]. */
+static void attend_chunk(const attend_plan *p, const fasa__kernels *kern, const fasa_view *k,
+                         const fasa_view *v, const float *qrows, const attend_set *st, size_t c,
+                         float *m, float *l, float *acc)
+{
+    const size_t lo = c * FASA_KV_CHUNK;
+    const size_t n = st->len - lo < FASA_KV_CHUNK ? st->len - lo : FASA_KV_CHUNK;
+    state_clear(m, l, acc, st->rows, p->head_dim_v);
     fasa__attn_job job;
     memset(&job, 0, sizeof job);
-    job.q = sc->q;
-    job.n_rows = G;
-    job.q_stride = d;
-    job.k = fasa__row(k, 0, g);
+    job.q = qrows;
+    job.n_rows = st->rows;
+    job.q_stride = p->head_dim;
+    job.k = fasa__row(k, 0, st->kv);
     job.k_stride = k->token_stride;
     job.k_dtype = k->dtype;
-    job.v = fasa__row(v, 0, g);
+    job.v = fasa__row(v, 0, st->kv);
     job.v_stride = v->token_stride;
     job.v_dtype = v->dtype;
-    job.head_dim = d;
-    job.head_dim_v = dv;
-    job.m = sc->m;
-    job.l = sc->l;
-    job.acc = sc->acc;
-    job.acc_stride = dv;
+    job.head_dim = p->head_dim;
+    job.head_dim_v = p->head_dim_v;
+    job.idx = st->idx != NULL ? st->idx + lo : NULL;
+    job.first = st->idx != NULL ? 0 : lo;
+    job.n = n;
+    job.m = m;
+    job.l = l;
+    job.acc = acc;
+    job.acc_stride = p->head_dim_v;
+    kern->attn(&job);
+}
 
-    if (p->dense) {
-        size_t t_i = plan_t_i(p, i);
-        job.first = 0;
-        job.n = t_i;
-        kern->attn(&job);
-        for (size_t r = 0; r < G; r++)
-            finalize_row(sc, r, t_i, dv, out, i, g * G + r, lse, p->n_q_heads);
-    } else if (p->mode == FASA_GQA_GROUP_SHARED) {
-        size_t set = i * p->n_sets + g;
-        job.idx = p->indices + set * p->index_stride;
-        job.n = p->counts[set];
-        kern->attn(&job);
-        for (size_t r = 0; r < G; r++)
-            finalize_row(sc, r, job.n, dv, out, i, g * G + r, lse, p->n_q_heads);
-    } else {
-        job.n_rows = 1;
-        for (size_t r = 0; r < G; r++) {
-            size_t set = i * p->n_sets + g * G + r;
-            job.q = sc->q + r * d;
-            job.m = sc->m + r;
-            job.l = sc->l + r;
-            job.acc = sc->acc + r * dv;
-            job.idx = p->indices + set * p->index_stride;
-            job.n = p->counts[set];
-            kern->attn(&job);
-            finalize_row(sc, r, job.n, dv, out, i, g * G + r, lse, p->n_q_heads);
+/* out = acc / l and lse = m + log(l) of the set's rows; an empty set gives
+ * zero rows and lse = -inf. */
+static void finalize_set(const attend_plan *p, const fasa_view *out, float *lse, size_t i,
+                         const attend_set *st, const float *m, const float *l, const float *acc)
+{
+    const size_t dv = p->head_dim_v;
+    for (size_t r = 0; r < st->rows; r++) {
+        size_t h = st->h0 + r;
+        void *dst = (void *)(uintptr_t)fasa__row(out, i, h);
+        if (st->len == 0) {
+            for (size_t c = 0; c < dv; c++)
+                fasa__store(dst, out->dtype, c, 0.0f);
+            if (lse != NULL)
+                lse[i * p->n_q_heads + h] = -INFINITY;
+            continue;
         }
+        for (size_t c = 0; c < dv; c++)
+            fasa__store(dst, out->dtype, c, acc[r * dv + c] / l[r]);
+        if (lse != NULL)
+            lse[i * p->n_q_heads + h] = m[r] + logf(l[r]);
     }
 }
 
-/* The execution loop over (query, KV head) work items. Single-threaded:
- * every item uses scratch slot 0. */
+/* Item = set s of query i, its chunks computed and merged in order. */
+static void attend_item_fold(const attend_plan *p, const fasa__kernels *kern, const fasa_view *q,
+                             const fasa_view *k, const fasa_view *v, const fasa_view *out,
+                             float *lse, const attend_scratch *sc, size_t i, size_t s)
+{
+    const size_t dv = p->head_dim_v;
+    attend_set st;
+    attend_set_of(p, i, s, &st);
+    load_q(p, q, i, &st, sc->q);
+    state_clear(sc->m, sc->l, sc->acc, st.rows, dv);
+    for (size_t c = 0; c < fasa__n_chunks(st.len, FASA_KV_CHUNK); c++) {
+        attend_chunk(p, kern, k, v, sc->q, &st, c, sc->cm, sc->cl, sc->cacc);
+        fasa__softmax_merge(sc->m, sc->l, sc->acc, dv, sc->cm, sc->cl, sc->cacc, dv, st.rows, dv);
+    }
+    finalize_set(p, out, lse, i, &st, sc->m, sc->l, sc->acc);
+}
+
+/* Dense prefill item = FASA_Q_BLOCK queries x KV head g: each KV chunk is
+ * used by every query of the block while it is in cache. Per query the
+ * arithmetic is exactly attend_item_fold's. */
+static void attend_item_block(const attend_plan *p, const fasa__kernels *kern,
+                              const fasa_view *q, const fasa_view *k, const fasa_view *v,
+                              const fasa_view *out, float *lse, const attend_scratch *sc,
+                              size_t i0, size_t g)
+{
+    const size_t G = p->group, d = p->head_dim, dv = p->head_dim_v;
+    const size_t qb = p->n_q - i0 < FASA_Q_BLOCK ? p->n_q - i0 : FASA_Q_BLOCK;
+    attend_set st;
+    for (size_t b = 0; b < qb; b++) {
+        attend_set_of(p, i0 + b, g, &st);
+        load_q(p, q, i0 + b, &st, sc->q + b * G * d);
+        state_clear(sc->m + b * G, sc->l + b * G, sc->acc + b * G * dv, G, dv);
+    }
+    attend_set_of(p, i0 + qb - 1, g, &st); /* the longest range of the block */
+    const size_t nch = fasa__n_chunks(st.len, FASA_KV_CHUNK);
+    for (size_t c = 0; c < nch; c++)
+        for (size_t b = 0; b < qb; b++) {
+            attend_set_of(p, i0 + b, g, &st);
+            if (c * FASA_KV_CHUNK >= st.len)
+                continue;
+            attend_chunk(p, kern, k, v, sc->q + b * G * d, &st, c, sc->cm, sc->cl, sc->cacc);
+            fasa__softmax_merge(sc->m + b * G, sc->l + b * G, sc->acc + b * G * dv, dv, sc->cm,
+                                sc->cl, sc->cacc, dv, G, dv);
+        }
+    for (size_t b = 0; b < qb; b++) {
+        attend_set_of(p, i0 + b, g, &st);
+        finalize_set(p, out, lse, i0 + b, &st, sc->m + b * G, sc->l + b * G,
+                     sc->acc + b * G * dv);
+    }
+}
+
+/* The execution over work items, on p->workers OpenMP threads (one
+ * scratch slot each). Items are cut by fixed sizes only (threading.h), so
+ * the output does not depend on the thread count:
+ *  - one query, sets longer than a chunk (flash-decoding): item = (set,
+ *    chunk) writes a partial; then item = set merges its partials in order;
+ *  - dense prefill: item = (block of queries, KV head);
+ *  - otherwise: item = (query, set). */
 static void attend_run(const attend_plan *p, const fasa__kernels *kern, const fasa_view *q,
                        const fasa_view *k, const fasa_view *v, const fasa_view *out, float *lse,
                        void *workspace)
 {
-    attend_scratch sc;
-    attend_carve(p, workspace, 0, &sc);
-    for (size_t i = 0; i < p->n_q; i++)
-        for (size_t g = 0; g < p->n_kv_heads; g++)
-            attend_item(p, kern, q, k, v, out, lse, &sc, i, g);
+    const int nt = (int)p->workers;
+    const size_t nsets = plan_sets(p);
+    (void)nt;
+
+    if (p->dense && p->n_q > 1) {
+        const size_t items = fasa__n_chunks(p->n_q, FASA_Q_BLOCK) * p->n_kv_heads;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (size_t it = 0; it < items; it++) {
+            attend_scratch sc;
+            attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
+            attend_item_block(p, kern, q, k, v, out, lse, &sc, it / p->n_kv_heads * FASA_Q_BLOCK,
+                              it % p->n_kv_heads);
+        }
+        return;
+    }
+
+    const size_t nch = attend_partial_chunks(p->n_q, p->max_len);
+    if (nch == 0) {
+        const size_t items = p->n_q * nsets;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (size_t it = 0; it < items; it++) {
+            attend_scratch sc;
+            attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
+            attend_item_fold(p, kern, q, k, v, out, lse, &sc, it / nsets, it % nsets);
+        }
+        return;
+    }
+
+    /* flash-decoding: n_q == 1 */
+    float *pm, *pl, *pacc;
+    attend_carve_partials(p, workspace, nch, &pm, &pl, &pacc);
+    const size_t H = p->n_q_heads, dv = p->head_dim_v;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        attend_scratch sc;
+        attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t it = 0; it < nsets * nch; it++) {
+            attend_set st;
+            size_t s = it / nch, c = it % nch;
+            attend_set_of(p, 0, s, &st);
+            if (c * FASA_KV_CHUNK >= st.len)
+                continue;
+            load_q(p, q, 0, &st, sc.q);
+            size_t row = c * H + st.h0;
+            attend_chunk(p, kern, k, v, sc.q, &st, c, pm + row, pl + row, pacc + row * dv);
+        }
+        /* implicit barrier: every partial is written */
+#pragma omp for schedule(dynamic, 1)
+        for (size_t s = 0; s < nsets; s++) {
+            attend_set st;
+            attend_set_of(p, 0, s, &st);
+            state_clear(sc.m, sc.l, sc.acc, st.rows, dv);
+            for (size_t c = 0; c < fasa__n_chunks(st.len, FASA_KV_CHUNK); c++) {
+                size_t row = c * H + st.h0;
+                fasa__softmax_merge(sc.m, sc.l, sc.acc, dv, pm + row, pl + row, pacc + row * dv,
+                                    dv, st.rows, dv);
+            }
+            finalize_set(p, out, lse, 0, &st, sc.m, sc.l, sc.acc);
+        }
+    }
 }
 
 /* --------------------------------------------------------- public calls */
@@ -331,7 +534,8 @@ FASA_API fasa_status fasa_attend(fasa_ctx *ctx, fasa_gqa_mode mode, const fasa_v
         return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT, "mode %d is not a fasa_gqa_mode",
                           (int)mode);
     attend_plan p;
-    fasa_status st = check_common(ctx, q, k, v, scale, out, lse, workspace, workspace_size, &p);
+    fasa_status st = check_common(ctx, q, k, v, scale, out, lse, workspace, workspace_size,
+                                  index_stride, &p);
     if (st != FASA_OK)
         return st;
     p.mode = (int)mode;
@@ -371,7 +575,8 @@ FASA_API fasa_status fasa_attend_dense(fasa_ctx *ctx, const fasa_view *q, const 
 {
     fasa__clear_error(ctx);
     attend_plan p;
-    fasa_status st = check_common(ctx, q, k, v, scale, out, lse, workspace, workspace_size, &p);
+    fasa_status st = check_common(ctx, q, k, v, scale, out, lse, workspace, workspace_size,
+                                  SIZE_MAX, &p);
     if (st != FASA_OK)
         return st;
     p.dense = 1;

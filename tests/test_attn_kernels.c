@@ -11,6 +11,10 @@
  * rescale of an existing acc); very spread logits (exp underflow).
  * Tolerance on out = acc / l: 1e-5 * max|v| * (1 + log2 n), and on
  * lse = m + log(l): 1e-5 * (1 + |lse|) * (1 + log2 n).
+ * Then the threaded public calls (fasa_attend_dense decode and prefill,
+ * fasa_attend in both GQA modes, sets longer than one KV chunk): output
+ * bit-identical for 1..4 threads, and within 1e-5 * max|v| * (1 + log2 t)
+ * of double precision.
  */
 #include "internal.h"
 #include "dispatch.h"
@@ -331,6 +335,161 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void exp4_avx512(con
 static void exp4_neon(const float *in, float *out) { vst1q_f32(out, fasa__exp_neon(vld1q_f32(in))); }
 #endif
 
+/* ------------------------------------------- threaded public calls */
+
+/* Double-precision attention of query (i, h) over tokens tok[0..n). */
+static void ref_attention(const test_tensor *q, const test_tensor *k, const test_tensor *v,
+                          size_t i, size_t h, size_t kvh, const uint32_t *tok, size_t n,
+                          double scale, double *outrow)
+{
+    size_t d = q->view.head_dim, dv = v->view.head_dim;
+    double mx = -INFINITY;
+    double *s = test_xmalloc(n * sizeof(double));
+    for (size_t j = 0; j < n; j++) {
+        double a = 0.0;
+        for (size_t c = 0; c < d; c++)
+            a += test_tensor_get(q, i, h, c) * test_tensor_get(k, tok[j], kvh, c);
+        s[j] = a * scale;
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    double z = 0.0;
+    for (size_t c = 0; c < dv; c++)
+        outrow[c] = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        double e = exp(s[j] - mx);
+        z += e;
+        for (size_t c = 0; c < dv; c++)
+            outrow[c] += e * test_tensor_get(v, tok[j], kvh, c);
+    }
+    for (size_t c = 0; c < dv; c++)
+        outrow[c] /= z;
+    free(s);
+}
+
+/* One configuration through fasa_attend_dense (mode < 0) or fasa_attend,
+ * for 1..4 threads: output and lse must be bit-identical to 1 thread, and
+ * (for a few rows) within tolerance of double precision. */
+static void check_threads_case(size_t n_q, size_t t, size_t hq, size_t hkv, size_t d, int mode,
+                               size_t set_len, int kv_dtype)
+{
+    test_tensor q, k, v, out;
+    test_tensor_make(&q, FASA_DTYPE_F32, n_q, hq, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&k, kv_dtype, t, hkv, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&v, kv_dtype, t, hkv, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&out, FASA_DTYPE_F32, n_q, hq, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_randn(&q, 2.0);
+    test_tensor_randn(&k, 1.0);
+    test_tensor_randn(&v, 1.0);
+
+    size_t n_sets = mode == FASA_GQA_PER_HEAD ? hq : hkv;
+    size_t stride = set_len;
+    uint32_t *idx = NULL, *counts = NULL;
+    if (mode >= 0) { /* random sorted subsets of each query's visible tokens */
+        idx = test_xmalloc(n_q * n_sets * stride * sizeof(uint32_t));
+        counts = test_xmalloc(n_q * n_sets * sizeof(uint32_t));
+        for (size_t i = 0; i < n_q; i++) {
+            size_t t_i = t - n_q + i + 1;
+            for (size_t s = 0; s < n_sets; s++) {
+                uint32_t *row = idx + (i * n_sets + s) * stride;
+                size_t cnt = 0;
+                for (size_t j = 0; j < t_i && cnt < stride; j++) /* selection sampling */
+                    if (test_rand_uniform() * (double)(t_i - j) < (double)(stride - cnt))
+                        row[cnt++] = (uint32_t)j;
+                counts[i * n_sets + s] = (uint32_t)cnt;
+            }
+        }
+    }
+    size_t n_out = n_q * hq * d;
+    float *first = test_xmalloc(n_out * sizeof(float));
+    float *lse = test_xmalloc(n_q * hq * sizeof(float));
+    float *lse1 = test_xmalloc(n_q * hq * sizeof(float));
+    int identical = 1, ok_all = 1;
+    for (int nt = 1; nt <= 4; nt++) {
+        fasa_ctx_options o;
+        fasa_ctx_options_default(&o);
+        o.n_threads = nt;
+        fasa_ctx *ctx = NULL;
+        if (!CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK))
+            break;
+        size_t ws = 0;
+        fasa_status st = mode < 0
+                             ? fasa_attend_dense_workspace_size(ctx, &q.view, &k.view, &v.view, &ws)
+                             : fasa_attend_workspace_size(ctx, &q.view, &k.view, &v.view,
+                                                          (fasa_gqa_mode)mode, stride, &ws);
+        CHECK_STATUS(st, FASA_OK);
+        void *w = test_xmalloc(ws);
+        st = mode < 0 ? fasa_attend_dense(ctx, &q.view, &k.view, &v.view, 0.0f, &out.view, lse, w, ws)
+                      : fasa_attend(ctx, (fasa_gqa_mode)mode, &q.view, &k.view, &v.view, idx,
+                                    stride, counts, 0.0f, &out.view, lse, w, ws);
+        ok_all &= CHECKF(st == FASA_OK, "threads %d: %s (%s)", nt, fasa_status_name(st),
+                         fasa_ctx_last_error(ctx));
+        if (nt == 1) {
+            memcpy(first, out.mem, n_out * sizeof(float));
+            memcpy(lse1, lse, n_q * hq * sizeof(float));
+        } else if (memcmp(first, out.mem, n_out * sizeof(float)) != 0 ||
+                   memcmp(lse1, lse, n_q * hq * sizeof(float)) != 0) {
+            identical = 0;
+        }
+        free(w);
+        fasa_ctx_destroy(ctx);
+    }
+    CHECKF(identical, "%s n_q=%zu t=%zu: output differs between thread counts",
+           mode < 0 ? "dense" : mode == FASA_GQA_PER_HEAD ? "per-head" : "group", n_q, t);
+
+    /* accuracy of the chunked merge: last query, first and last head */
+    double *want = test_xmalloc(d * sizeof(double));
+    uint32_t *all = test_xmalloc(t * sizeof(uint32_t));
+    for (size_t j = 0; j < t; j++)
+        all[j] = (uint32_t)j;
+    double worst = 0.0;
+    size_t i = n_q - 1;
+    for (size_t hh = 0; hh < 2; hh++) {
+        size_t h = hh ? hq - 1 : 0, g = h / (hq / hkv);
+        const uint32_t *tok = all;
+        size_t n = t;
+        if (mode >= 0) {
+            size_t set = i * n_sets + (mode == FASA_GQA_PER_HEAD ? h : g);
+            tok = idx + set * stride;
+            n = counts[set];
+        }
+        ref_attention(&q, &k, &v, i, h, g, tok, n, 1.0 / sqrt((double)d), want);
+        for (size_t c = 0; c < d; c++) {
+            double e = fabs(want[c] - first[(i * hq + h) * d + c]);
+            worst = e > worst ? e : worst;
+        }
+    }
+    double vmax = 5.5; /* N(0,1) values over a few thousand draws */
+    CHECKF(worst <= 1e-5 * vmax * (1.0 + log2((double)t)) || kv_dtype != FASA_DTYPE_F32,
+           "n_q=%zu t=%zu mode=%d: max abs error %.3g vs double", n_q, t, mode, worst);
+    if (kv_dtype == FASA_DTYPE_F32)
+        test_note("threads n_q=%zu t=%zu mode=%d: max abs error %.3g vs double, threads 1-4 %s",
+                  n_q, t, mode, worst, identical ? "bit-identical" : "DIFFERENT");
+    (void)ok_all;
+    free(want);
+    free(all);
+    free(first);
+    free(lse);
+    free(lse1);
+    free(idx);
+    free(counts);
+    test_tensor_free(&q);
+    test_tensor_free(&k);
+    test_tensor_free(&v);
+    test_tensor_free(&out);
+}
+
+static void check_threads(void)
+{
+    check_threads_case(1, 5000, 8, 2, 64, -1, 0, FASA_DTYPE_F32);                /* split-KV */
+    check_threads_case(1, 3000, 8, 2, 64, -1, 0, FASA_DTYPE_F16);
+    check_threads_case(1, 700, 8, 2, 64, -1, 0, FASA_DTYPE_F32);                 /* one chunk */
+    check_threads_case(40, 2100, 4, 2, 64, -1, 0, FASA_DTYPE_F32);               /* prefill */
+    check_threads_case(1, 6000, 8, 2, 64, FASA_GQA_PER_HEAD, 2500, FASA_DTYPE_F32);
+    check_threads_case(1, 6000, 8, 2, 64, FASA_GQA_GROUP_SHARED, 2500, FASA_DTYPE_BF16);
+    check_threads_case(1, 6000, 8, 2, 64, FASA_GQA_GROUP_SHARED, 256, FASA_DTYPE_F32);
+    check_threads_case(3, 3000, 8, 2, 64, FASA_GQA_PER_HEAD, 1500, FASA_DTYPE_F32);
+}
+
 int main(void)
 {
     test_init("test_attn_kernels");
@@ -351,5 +510,6 @@ int main(void)
         test_kernel(&g_kernels[i]);
         test_note("%s: %zu cases against fasa__attn_ref", g_kernels[i].name, g_cases - before);
     }
+    check_threads();
     return test_summary();
 }
