@@ -3,6 +3,7 @@
  * call uses.
  */
 #include "internal.h"
+#include "dispatch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,9 +72,10 @@ FASA_API fasa_status fasa_ctx_create(const fasa_ctx_options *options, fasa_ctx *
 #else
     o.n_threads = 1; /* documented: >1 needs an OpenMP build */
 #endif
-    int best = fasa_cpu_best_level();
-    if (o.cpu_level == FASA_CPU_AUTO || o.cpu_level > best)
-        o.cpu_level = best;
+    /* Store the level the dispatcher will really use, so that the context
+     * and fasa_kernel_name agree (an unsupported level falls down its chain,
+     * e.g. AVX-512 -> AVX2 -> scalar; NEON -> scalar on x86). */
+    o.cpu_level = fasa__level_resolve(o.cpu_level);
 
     fasa_ctx *ctx = malloc(sizeof *ctx);
     if (ctx == NULL)
