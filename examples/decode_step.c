@@ -1,16 +1,17 @@
 /*
  * decode_step.c - libfasa end to end on synthetic RoPE data.
  *
- * One attention layer shaped like Llama-3-8B's (Hq = 8 query heads sharing
- * Hkv = 2 KV heads, head_dim 128, rotate-half RoPE = FASA_PAIRS_HALF) with
+ * One attention layer with Llama-3's GQA ratio (Hq = 8 query heads sharing
+ * Hkv = 2 KV heads), head_dim 128, rotate-half RoPE (FASA_PAIRS_HALF) and
  * t = 8192 cached tokens. Keys and queries are built so that a few
  * low-frequency FCs per head carry most of the q.k signal, as the FASA paper
  * observes in real models. The program
  *   1. calibrates a profile with fasa_calibrate over 8 decode steps,
  *   2. runs one decode step (fasa_predict + fasa_attend, budget 256) in both
  *      GQA modes,
- *   3. prints how many of the exact top-256 tokens (by full q.k) were selected
- *      and the largest output difference to dense attention.
+ *   3. prints how many of each head's exact top-256 tokens (by full q.k)
+ *      were selected and the largest output difference to dense attention,
+ *      next to the same difference for the exact top-256 (the oracle).
  * Uses only the public header. Build: see examples/examples.mk (make demo).
  */
 #include <fasa.h>
@@ -165,6 +166,117 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
+/* ------------------------------------------------------------ steps */
+
+/* 1. Calibration over CAL_STEPS decode steps at positions p (keys 0..p). */
+static fasa_profile *calibrate(const float *k, float direction[HQ][D])
+{
+    float *cal_q = xmalloc((size_t)CAL_STEPS * HQ * D * sizeof *cal_q);
+    fasa_view qv[CAL_STEPS], kv[CAL_STEPS];
+    fasa_calib_step steps[CAL_STEPS];
+    for (int s = 0; s < CAL_STEPS; s++) {
+        size_t p = 2048 + 512 * (size_t)s;
+        float *q = cal_q + (size_t)s * HQ * D;
+        for (int h = 0; h < HQ; h++)
+            make_query(q + (size_t)h * D, h, p, direction[h]);
+        check(fasa_view_make(&qv[s], q, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D), "fasa_view_make");
+        check(fasa_view_make(&kv[s], k, FASA_DTYPE_F32, p + 1, HKV, D, HKV * D, D),
+              "fasa_view_make");
+        steps[s].layer = 0;
+        steps[s].q = &qv[s];
+        steps[s].k = &kv[s];
+    }
+    fasa_calib_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.struct_size = sizeof cfg;
+    cfg.shape.struct_size = sizeof cfg.shape;
+    cfg.shape.n_layers = 1;
+    cfg.shape.n_q_heads = HQ;
+    cfg.shape.n_kv_heads = HKV;
+    cfg.shape.head_dim = D;
+    cfg.shape.pair_layout = FASA_PAIRS_HALF;
+    cfg.n_k = 0; /* default K values */
+    fasa_profile *profile = NULL;
+    check(fasa_calibrate(&cfg, steps, CAL_STEPS, NULL, &profile), "fasa_calibrate");
+    free(cal_q);
+
+    uint32_t fcs[NFC];
+    size_t n_fc = 0;
+    check(fasa_profile_get_fcs(profile, 0, FASA_GQA_PER_HEAD, 0, fcs, NFC, &n_fc),
+          "fasa_profile_get_fcs");
+    int hits = 0;
+    for (size_t u = 0; u < n_fc; u++)
+        hits += head_uses(0, (int)fcs[u]);
+    printf("calibrated %d steps: head 0 keeps %zu FCs, %d of its 4 signal FCs among them\n",
+           CAL_STEPS, n_fc, hits);
+    return profile;
+}
+
+/* Views of the decode step (one query token at position T-1). */
+typedef struct step_views {
+    fasa_view q, k, v, out;
+} step_views;
+
+/* fasa_attend over the given sets into views->out. */
+static void attend(const step_views *sv, fasa_gqa_mode mode, const uint32_t *indices,
+                   size_t stride, const uint32_t *counts)
+{
+    size_t bytes;
+    check(fasa_attend_workspace_size(ctx, &sv->q, &sv->k, &sv->v, mode, stride, &bytes),
+          "fasa_attend_workspace_size");
+    void *ws = xmalloc(bytes);
+    check(fasa_attend(ctx, mode, &sv->q, &sv->k, &sv->v, indices, stride, counts, 0.0f,
+                      &sv->out, NULL, ws, bytes),
+          "fasa_attend");
+    free(ws);
+}
+
+/* 2. One FASA step in `mode`: fasa_predict + fasa_attend into sv->out.
+ * Returns the recall of the heads' exact top-k (in_top[h][T] flags). */
+static double fasa_step(const step_views *sv, const fasa_profile *profile, fasa_gqa_mode mode,
+                        const unsigned char *in_top)
+{
+    size_t max_sel, bytes;
+    check(fasa_predict_max_selected(BUDGET, T, &max_sel), "fasa_predict_max_selected");
+    size_t n_sets = mode == FASA_GQA_PER_HEAD ? HQ : HKV;
+    uint32_t *indices = xmalloc(n_sets * max_sel * sizeof *indices);
+    uint32_t counts[HQ];
+    check(fasa_predict_workspace_size(ctx, profile, &sv->q, T, mode, &bytes),
+          "fasa_predict_workspace_size");
+    void *ws = xmalloc(bytes);
+    check(fasa_predict(ctx, profile, 0, mode, &sv->q, &sv->k, BUDGET, indices, max_sel, counts,
+                       NULL, ws, bytes),
+          "fasa_predict");
+    free(ws);
+    attend(sv, mode, indices, max_sel, counts);
+
+    size_t found = 0, wanted = 0;
+    for (int h = 0; h < HQ; h++) {
+        size_t set = mode == FASA_GQA_PER_HEAD ? (size_t)h : (size_t)(h / G);
+        for (uint32_t i = 0; i < counts[set]; i++)
+            found += in_top[(size_t)h * T + indices[set * max_sel + i]];
+        wanted += (size_t)BUDGET;
+    }
+    free(indices);
+    return (double)found / (double)wanted;
+}
+
+/* The oracle: attention over each head's exact top-k, for scale. */
+static void oracle_step(const step_views *sv, const unsigned char *in_top)
+{
+    size_t stride = (size_t)BUDGET;
+    uint32_t *sets = xmalloc((size_t)HQ * stride * sizeof *sets);
+    uint32_t counts[HQ];
+    for (int h = 0; h < HQ; h++) {
+        counts[h] = 0;
+        for (uint32_t j = 0; j < T; j++)
+            if (in_top[(size_t)h * T + j])
+                sets[(size_t)h * stride + counts[h]++] = j;
+    }
+    attend(sv, FASA_GQA_PER_HEAD, sets, stride, counts);
+    free(sets);
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(void)
@@ -192,62 +304,27 @@ int main(void)
         for (int c = 0; c < D; c++)
             direction[h][c] = (float)(group_dir[h / G][c] + 0.5 * gaussian());
 
-    /* 1. Calibration: decode steps at positions p with keys 0..p. */
-    float *cal_q = xmalloc((size_t)CAL_STEPS * HQ * D * sizeof *cal_q);
-    fasa_view cal_qv[CAL_STEPS], cal_kv[CAL_STEPS];
-    fasa_calib_step steps[CAL_STEPS];
-    for (int s = 0; s < CAL_STEPS; s++) {
-        size_t p = 2048 + 512 * (size_t)s;
-        for (int h = 0; h < HQ; h++)
-            make_query(cal_q + ((size_t)s * HQ + h) * D, h, p, direction[h]);
-        check(fasa_view_make(&cal_qv[s], cal_q + (size_t)s * HQ * D, FASA_DTYPE_F32, 1, HQ, D,
-                             HQ * D, D),
-              "fasa_view_make");
-        check(fasa_view_make(&cal_kv[s], k, FASA_DTYPE_F32, p + 1, HKV, D, HKV * D, D),
-              "fasa_view_make");
-        steps[s].layer = 0;
-        steps[s].q = &cal_qv[s];
-        steps[s].k = &cal_kv[s];
-    }
-    fasa_calib_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.struct_size = sizeof cfg;
-    cfg.shape.struct_size = sizeof cfg.shape;
-    cfg.shape.n_layers = 1;
-    cfg.shape.n_q_heads = HQ;
-    cfg.shape.n_kv_heads = HKV;
-    cfg.shape.head_dim = D;
-    cfg.shape.pair_layout = FASA_PAIRS_HALF;
-    cfg.n_k = 0; /* default K values */
-    fasa_profile *profile = NULL;
-    check(fasa_calibrate(&cfg, steps, CAL_STEPS, NULL, &profile), "fasa_calibrate");
-    uint32_t fcs[NFC];
-    size_t n_fc = 0;
-    check(fasa_profile_get_fcs(profile, 0, FASA_GQA_PER_HEAD, 0, fcs, NFC, &n_fc),
-          "fasa_profile_get_fcs");
-    int hits = 0;
-    for (size_t u = 0; u < n_fc; u++)
-        hits += head_uses(0, (int)fcs[u]);
-    printf("calibrated %d steps: head 0 keeps %zu FCs, %d of its 4 signal FCs among them\n",
-           CAL_STEPS, n_fc, hits);
+    fasa_profile *profile = calibrate(k, direction);
 
-    /* 2. The decode step: the query of the newest token, position T-1. */
     float *q = xmalloc((size_t)HQ * D * sizeof *q);
-    for (int h = 0; h < HQ; h++)
-        make_query(q + (size_t)h * D, h, T - 1, direction[h]);
-    fasa_view qv, kv, vv, outv, densev;
     float *out = xmalloc((size_t)HQ * D * sizeof *out);
     float *dense = xmalloc((size_t)HQ * D * sizeof *dense);
-    check(fasa_view_make(&qv, q, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D), "fasa_view_make");
-    check(fasa_view_make(&kv, k, FASA_DTYPE_F32, T, HKV, D, HKV * D, D), "fasa_view_make");
-    check(fasa_view_make(&vv, v, FASA_DTYPE_F32, T, HKV, D, HKV * D, D), "fasa_view_make");
-    check(fasa_view_make(&outv, out, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D), "fasa_view_make");
-    check(fasa_view_make(&densev, dense, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D), "fasa_view_make");
+    for (int h = 0; h < HQ; h++)
+        make_query(q + (size_t)h * D, h, T - 1, direction[h]);
+    step_views sv;
+    fasa_view dense_view;
+    check(fasa_view_make(&sv.q, q, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D), "fasa_view_make");
+    check(fasa_view_make(&sv.k, k, FASA_DTYPE_F32, T, HKV, D, HKV * D, D), "fasa_view_make");
+    check(fasa_view_make(&sv.v, v, FASA_DTYPE_F32, T, HKV, D, HKV * D, D), "fasa_view_make");
+    check(fasa_view_make(&sv.out, out, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D), "fasa_view_make");
+    check(fasa_view_make(&dense_view, dense, FASA_DTYPE_F32, 1, HQ, D, HQ * D, D),
+          "fasa_view_make");
 
-    size_t ws_size;
-    check(fasa_attend_dense_workspace_size(ctx, &qv, &kv, &vv, &ws_size), "workspace size");
-    void *ws = xmalloc(ws_size);
-    check(fasa_attend_dense(ctx, &qv, &kv, &vv, 0.0f, &densev, NULL, ws, ws_size),
+    size_t bytes;
+    check(fasa_attend_dense_workspace_size(ctx, &sv.q, &sv.k, &sv.v, &bytes),
+          "fasa_attend_dense_workspace_size");
+    void *ws = xmalloc(bytes);
+    check(fasa_attend_dense(ctx, &sv.q, &sv.k, &sv.v, 0.0f, &dense_view, NULL, ws, bytes),
           "fasa_attend_dense");
     free(ws);
 
@@ -255,75 +332,26 @@ int main(void)
     for (int h = 0; h < HQ; h++)
         exact_topk(q, k, h, (size_t)BUDGET, in_top + (size_t)h * T);
 
-    size_t max_sel;
-    check(fasa_predict_max_selected(BUDGET, T, &max_sel), "fasa_predict_max_selected");
-
-    /* The oracle: attention over each head's exact top-k, for scale. */
-    {
-        uint32_t *oracle = xmalloc((size_t)HQ * max_sel * sizeof *oracle);
-        uint32_t counts[HQ];
-        for (int h = 0; h < HQ; h++) {
-            counts[h] = 0;
-            for (uint32_t j = 0; j < T; j++)
-                if (in_top[(size_t)h * T + j])
-                    oracle[(size_t)h * max_sel + counts[h]++] = j;
-        }
-        check(fasa_attend_workspace_size(ctx, &qv, &kv, &vv, FASA_GQA_PER_HEAD, max_sel,
-                                         &ws_size),
-              "workspace size");
-        ws = xmalloc(ws_size);
-        check(fasa_attend(ctx, FASA_GQA_PER_HEAD, &qv, &kv, &vv, oracle, max_sel, counts, 0.0f,
-                          &outv, NULL, ws, ws_size),
-              "fasa_attend");
-        printf("oracle      : exact top-%d of every head,               max |out - dense| %.4f\n",
-               (int)BUDGET, max_abs_diff(out, dense, HQ * D));
-        free(ws);
-        free(oracle);
-    }
+    oracle_step(&sv, in_top);
+    printf("oracle      : the exact top-%d of every head,             max |out - dense| %.2e\n",
+           (int)BUDGET, max_abs_diff(out, dense, HQ * D));
     static const char *const mode_name[2] = {"per-head    ", "group-shared"};
     for (int m = 0; m < 2; m++) {
         fasa_gqa_mode mode = m == 0 ? FASA_GQA_PER_HEAD : FASA_GQA_GROUP_SHARED;
-        size_t n_sets = mode == FASA_GQA_PER_HEAD ? HQ : HKV;
-        uint32_t *indices = xmalloc(n_sets * max_sel * sizeof *indices);
-        uint32_t counts[HQ];
-        size_t p_ws, a_ws;
-        check(fasa_predict_workspace_size(ctx, profile, &qv, T, mode, &p_ws), "workspace size");
-        check(fasa_attend_workspace_size(ctx, &qv, &kv, &vv, mode, max_sel, &a_ws),
-              "workspace size");
-        ws_size = p_ws > a_ws ? p_ws : a_ws;
-        ws = xmalloc(ws_size);
-        check(fasa_predict(ctx, profile, 0, mode, &qv, &kv, BUDGET, indices, max_sel, counts,
-                           NULL, ws, ws_size),
-              "fasa_predict");
-        check(fasa_attend(ctx, mode, &qv, &kv, &vv, indices, max_sel, counts, 0.0f, &outv, NULL,
-                          ws, ws_size),
-              "fasa_attend");
-
-        /* Recall of each query head's exact top-256 by its token set. */
-        size_t found = 0, wanted = 0;
-        for (int h = 0; h < HQ; h++) {
-            size_t set = mode == FASA_GQA_PER_HEAD ? (size_t)h : (size_t)(h / G);
-            for (uint32_t i = 0; i < counts[set]; i++)
-                found += in_top[(size_t)h * T + indices[set * max_sel + i]];
-            wanted += (size_t)BUDGET;
-        }
-        printf("%s: top-%d agreement with the exact top-k %5.1f %%, max |out - dense| %.4f\n",
-               mode_name[m], (int)BUDGET, 100.0 * (double)found / (double)wanted,
-               max_abs_diff(out, dense, HQ * D));
-        free(ws);
-        free(indices);
+        double recall = fasa_step(&sv, profile, mode, in_top);
+        printf("%s: top-%d agreement with the exact top-k %5.1f %%, max |out - dense| %.2e\n",
+               mode_name[m], (int)BUDGET, 100.0 * recall, max_abs_diff(out, dense, HQ * D));
     }
     double max_dense = 0.0;
     for (int i = 0; i < HQ * D; i++)
         max_dense = fabs(dense[i]) > max_dense ? fabs(dense[i]) : max_dense;
-    printf("(max |dense| %.4f; a random choice of %d of %d tokens would agree %.1f %%)\n",
+    printf("(max |dense| %.3f; a random choice of %d of %d tokens would agree %.1f %%)\n",
            max_dense, (int)BUDGET, T, 100.0 * BUDGET / T);
 
     free(in_top);
     free(out);
     free(dense);
     free(q);
-    free(cal_q);
     free(k);
     free(v);
     fasa_profile_destroy(profile);
