@@ -21,45 +21,68 @@ INLINE __m512 load_f16(const uint16_t *p)
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* One tile, RB rows: acc[r][v] over 64 tokens, channel-major f32 or f16.
- * Vertical FMAs only: no per-token horizontal reduction. */
-#define TILE_BODY(RB, LOAD, T)                                                               \
-    do {                                                                                     \
-        __m512 acc[RB][4];                                                                   \
-        for (int r = 0; r < RB; r++)                                                         \
-            for (int v = 0; v < 4; v++)                                                      \
-                acc[r][v] = _mm512_setzero_ps();                                             \
-        for (size_t c = 0; c < n_ch; c++) {                                                  \
-            const T *xp = (const T *)tile + c * FASA_TILE;                                   \
-            __m512 x0 = LOAD(xp), x1 = LOAD(xp + 16), x2 = LOAD(xp + 32), x3 = LOAD(xp + 48); \
-            for (int r = 0; r < RB; r++) {                                                   \
-                __m512 wv = _mm512_set1_ps(w[(r0 + r) * n_ch + c]);                          \
-                acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);                              \
-                acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);                              \
-                acc[r][2] = _mm512_fmadd_ps(wv, x2, acc[r][2]);                              \
-                acc[r][3] = _mm512_fmadd_ps(wv, x3, acc[r][3]);                              \
-            }                                                                                \
-        }                                                                                    \
-        for (int r = 0; r < RB; r++)                                                         \
-            store_row(out + (r0 + r) * out_stride + j0, acc[r], nt);                         \
-    } while (0)
-
-/* Store the 64 scores of one row, only the first nt (tail tile). */
-INLINE void store_row(float *o, const __m512 *a, size_t nt)
+/* Store the 64 scores of one row (a0..a3), only the first nt (tail tile). */
+INLINE void store_row(float *o, __m512 a0, __m512 a1, __m512 a2, __m512 a3, size_t nt)
 {
     if (nt == FASA_TILE) {
-        for (int v = 0; v < 4; v++)
-            _mm512_storeu_ps(o + 16 * v, a[v]);
+        _mm512_storeu_ps(o, a0);
+        _mm512_storeu_ps(o + 16, a1);
+        _mm512_storeu_ps(o + 32, a2);
+        _mm512_storeu_ps(o + 48, a3);
         return;
     }
-    for (int v = 0; v < 4 && (size_t)(16 * v) < nt; v++) {
-        size_t left = nt - 16 * (size_t)v;
+    __m512 a[4] = {a0, a1, a2, a3};
+    for (size_t v = 0; v < 4 && 16 * v < nt; v++) {
+        size_t left = nt - 16 * v;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
         _mm512_mask_storeu_ps(o + 16 * v, m, a[v]);
     }
 }
 
-#define SCORE_KERNEL(NAME, LOAD, T)                                                          \
+/* Accumulators of up to 4 rows x 64 tokens as named variables, so they stay
+ * in registers (16 of the 32 zmm). RB is a constant in every expansion. */
+#define ACC_DECL(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0, \
+                           a##r##3 = a##r##0
+#define ACC_FMA(r, wv, x0, x1, x2, x3)                                                       \
+    do {                                                                                     \
+        a##r##0 = _mm512_fmadd_ps(wv, x0, a##r##0);                                          \
+        a##r##1 = _mm512_fmadd_ps(wv, x1, a##r##1);                                          \
+        a##r##2 = _mm512_fmadd_ps(wv, x2, a##r##2);                                          \
+        a##r##3 = _mm512_fmadd_ps(wv, x3, a##r##3);                                          \
+    } while (0)
+#define ACC_STORE(r) store_row(out + (r0 + r) * out_stride + j0, a##r##0, a##r##1, a##r##2, \
+                               a##r##3, nt)
+#define W(r, c) _mm512_set1_ps(w[(r0 + (r)) * n_ch + (c)])
+
+/* One tile, RB rows, channel-major f32 / f16: vertical FMAs only, no
+ * per-token horizontal reduction. */
+#define TILE_BODY(RB, LOAD, T)                                                               \
+    do {                                                                                     \
+        ACC_DECL(0);                                                                         \
+        ACC_DECL(1);                                                                         \
+        ACC_DECL(2);                                                                         \
+        ACC_DECL(3);                                                                         \
+        for (size_t c = 0; c < n_ch; c++) {                                                  \
+            const T *xp = (const T *)tile + c * FASA_TILE;                                   \
+            __m512 x0 = LOAD(xp), x1 = LOAD(xp + 16), x2 = LOAD(xp + 32), x3 = LOAD(xp + 48); \
+            ACC_FMA(0, W(0, c), x0, x1, x2, x3);                                             \
+            if (RB > 1)                                                                      \
+                ACC_FMA(1, W(1, c), x0, x1, x2, x3);                                         \
+            if (RB > 2)                                                                      \
+                ACC_FMA(2, W(2, c), x0, x1, x2, x3);                                         \
+            if (RB > 3)                                                                      \
+                ACC_FMA(3, W(3, c), x0, x1, x2, x3);                                         \
+        }                                                                                    \
+        ACC_STORE(0);                                                                        \
+        if (RB > 1)                                                                          \
+            ACC_STORE(1);                                                                    \
+        if (RB > 2)                                                                          \
+            ACC_STORE(2);                                                                    \
+        if (RB > 3)                                                                          \
+            ACC_STORE(3);                                                                    \
+    } while (0)
+
+#define SCORE_KERNEL(NAME, BODY, T)                                                          \
     TARGET void NAME(const void *tiles, size_t n_fc, size_t n, const float *w, size_t n_rows, \
                      float *out, size_t out_stride)                                          \
     {                                                                                        \
@@ -69,67 +92,69 @@ INLINE void store_row(float *o, const __m512 *a, size_t nt)
             size_t nt = n - j0 < FASA_TILE ? n - j0 : FASA_TILE;                             \
             size_t r0 = 0;                                                                   \
             for (; r0 + 4 <= n_rows; r0 += 4)                                                \
-                TILE_BODY(4, LOAD, T);                                                       \
+                BODY(4);                                                                     \
             switch (n_rows - r0) {                                                           \
-            case 3: TILE_BODY(3, LOAD, T); break;                                            \
-            case 2: TILE_BODY(2, LOAD, T); break;                                            \
-            case 1: TILE_BODY(1, LOAD, T); break;                                            \
+            case 3: BODY(3); break;                                                          \
+            case 2: BODY(2); break;                                                          \
+            case 1: BODY(1); break;                                                          \
             default: break;                                                                  \
             }                                                                                \
         }                                                                                    \
     }
 
-SCORE_KERNEL(fasa__score_labels_f32_avx512, load_f32, float)
-SCORE_KERNEL(fasa__score_labels_f16_avx512, load_f16, uint16_t)
+#define BODY_F32(RB) TILE_BODY(RB, load_f32, float)
+#define BODY_F16(RB) TILE_BODY(RB, load_f16, uint16_t)
+SCORE_KERNEL(fasa__score_labels_f32_avx512, BODY_F32, float)
+SCORE_KERNEL(fasa__score_labels_f16_avx512, BODY_F16, uint16_t)
 
 /* bf16 pair tiles [fc][64][2]: each 32-bit lane is one token's (d0, d1);
  * shifting / masking turns the halves into f32 without any conversion. */
 #define PAIR_BODY(RB)                                                                        \
     do {                                                                                     \
-        __m512 acc[RB][4];                                                                   \
-        for (int r = 0; r < RB; r++)                                                         \
-            for (int v = 0; v < 4; v++)                                                      \
-                acc[r][v] = _mm512_setzero_ps();                                             \
+        ACC_DECL(0);                                                                         \
+        ACC_DECL(1);                                                                         \
+        ACC_DECL(2);                                                                         \
+        ACC_DECL(3);                                                                         \
         const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000u);                         \
         for (size_t u = 0; u < n_fc; u++) {                                                  \
             const uint32_t *xp = (const uint32_t *)(tile + u * 2 * FASA_TILE);               \
-            __m512 lo[4], hi[4];                                                             \
-            for (int v = 0; v < 4; v++) {                                                    \
-                __m512i x = _mm512_loadu_si512((const void *)(xp + 16 * v));                 \
-                lo[v] = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));                       \
-                hi[v] = _mm512_castsi512_ps(_mm512_and_si512(x, hi_mask));                   \
+            __m512i y0 = _mm512_loadu_si512((const void *)xp),                               \
+                    y1 = _mm512_loadu_si512((const void *)(xp + 16)),                        \
+                    y2 = _mm512_loadu_si512((const void *)(xp + 32)),                        \
+                    y3 = _mm512_loadu_si512((const void *)(xp + 48));                        \
+            __m512 l0 = _mm512_castsi512_ps(_mm512_slli_epi32(y0, 16)),                      \
+                   l1 = _mm512_castsi512_ps(_mm512_slli_epi32(y1, 16)),                      \
+                   l2 = _mm512_castsi512_ps(_mm512_slli_epi32(y2, 16)),                      \
+                   l3 = _mm512_castsi512_ps(_mm512_slli_epi32(y3, 16));                      \
+            __m512 h0 = _mm512_castsi512_ps(_mm512_and_si512(y0, hi_mask)),                  \
+                   h1 = _mm512_castsi512_ps(_mm512_and_si512(y1, hi_mask)),                  \
+                   h2 = _mm512_castsi512_ps(_mm512_and_si512(y2, hi_mask)),                  \
+                   h3 = _mm512_castsi512_ps(_mm512_and_si512(y3, hi_mask));                  \
+            ACC_FMA(0, W(0, 2 * u), l0, l1, l2, l3);                                         \
+            ACC_FMA(0, W(0, 2 * u + 1), h0, h1, h2, h3);                                     \
+            if (RB > 1) {                                                                    \
+                ACC_FMA(1, W(1, 2 * u), l0, l1, l2, l3);                                     \
+                ACC_FMA(1, W(1, 2 * u + 1), h0, h1, h2, h3);                                 \
             }                                                                                \
-            for (int r = 0; r < RB; r++) {                                                   \
-                __m512 w0 = _mm512_set1_ps(w[(r0 + r) * 2 * n_fc + 2 * u]);                  \
-                __m512 w1 = _mm512_set1_ps(w[(r0 + r) * 2 * n_fc + 2 * u + 1]);              \
-                for (int v = 0; v < 4; v++) {                                                \
-                    acc[r][v] = _mm512_fmadd_ps(w0, lo[v], acc[r][v]);                       \
-                    acc[r][v] = _mm512_fmadd_ps(w1, hi[v], acc[r][v]);                       \
-                }                                                                            \
+            if (RB > 2) {                                                                    \
+                ACC_FMA(2, W(2, 2 * u), l0, l1, l2, l3);                                     \
+                ACC_FMA(2, W(2, 2 * u + 1), h0, h1, h2, h3);                                 \
+            }                                                                                \
+            if (RB > 3) {                                                                    \
+                ACC_FMA(3, W(3, 2 * u), l0, l1, l2, l3);                                     \
+                ACC_FMA(3, W(3, 2 * u + 1), h0, h1, h2, h3);                                 \
             }                                                                                \
         }                                                                                    \
-        for (int r = 0; r < RB; r++)                                                         \
-            store_row(out + (r0 + r) * out_stride + j0, acc[r], nt);                         \
+        ACC_STORE(0);                                                                        \
+        if (RB > 1)                                                                          \
+            ACC_STORE(1);                                                                    \
+        if (RB > 2)                                                                          \
+            ACC_STORE(2);                                                                    \
+        if (RB > 3)                                                                          \
+            ACC_STORE(3);                                                                    \
     } while (0)
 
-TARGET void fasa__score_labels_bf16_avx512(const void *tiles, size_t n_fc, size_t n,
-                                           const float *w, size_t n_rows, float *out,
-                                           size_t out_stride)
-{
-    for (size_t j0 = 0; j0 < n; j0 += FASA_TILE) {
-        const uint16_t *tile = (const uint16_t *)tiles + (j0 / FASA_TILE) * 2 * n_fc * FASA_TILE;
-        size_t nt = n - j0 < FASA_TILE ? n - j0 : FASA_TILE;
-        size_t r0 = 0;
-        for (; r0 + 4 <= n_rows; r0 += 4)
-            PAIR_BODY(4);
-        switch (n_rows - r0) {
-        case 3: PAIR_BODY(3); break;
-        case 2: PAIR_BODY(2); break;
-        case 1: PAIR_BODY(1); break;
-        default: break;
-        }
-    }
-}
+SCORE_KERNEL(fasa__score_labels_bf16_avx512, PAIR_BODY, uint16_t)
 
 /* ---------------------------------------------------------- converts */
 
