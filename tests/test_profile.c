@@ -615,6 +615,50 @@ static void check_forged(const fasa_profile *p)
         FORGE("selection K without agreement", FASA_ERR_BAD_FILE, put_le(w + 60, 4, 4));
         FORGE("steps without agreement", FASA_ERR_BAD_FILE, put_le(w + m.steps, 1, 8));
     }
+    /* max_fc above every set size (rows re-padded), and as a control the
+     * same layout made valid by growing row 0 by one FC */
+    for (int valid = 0; valid < 2; valid++) {
+        size_t rows = m.L * m.Hq, grows = m.L * m.Hkv, n2 = n + 2 * (rows + grows);
+        uint8_t *x = test_xmalloc(n2);
+        memcpy(x, b, m.fcs);
+        put_le(x + 64, m.max_fc + 1, 4);
+        size_t o = m.fcs;
+        for (size_t r = 0; r < rows; r++, o += 2 * (m.max_fc + 1)) {
+            memcpy(x + o, b + m.fcs + 2 * r * m.max_fc, 2 * m.max_fc);
+            put_le(x + o + 2 * m.max_fc, 0, 2);
+        }
+        memcpy(x + o, b + m.gcount, 2 * grows);
+        o += 2 * grows;
+        for (size_t r = 0; r < grows; r++, o += 2 * (m.max_fc + 1)) {
+            memcpy(x + o, b + m.gfcs + 2 * r * m.max_fc, 2 * m.max_fc);
+            put_le(x + o + 2 * m.max_fc, 0, 2);
+        }
+        CHECK(o + 4 == n2);
+        if (valid && m.max_fc < nfc) {
+            uint32_t row[64];
+            for (size_t i = 0; i < m.max_fc; i++)
+                row[i] = (uint32_t)get_le(x + m.fcs + 2 * i, 2);
+            uint32_t extra = 0;
+            for (int again = 1; again;) {
+                again = 0;
+                for (size_t i = 0; i < m.max_fc; i++)
+                    if (row[i] == extra) {
+                        extra++;
+                        again = 1;
+                    }
+            }
+            row[m.max_fc] = extra;
+            qsort(row, m.max_fc + 1, sizeof(uint32_t), cmp_u32);
+            for (size_t i = 0; i <= m.max_fc; i++)
+                put_le(x + m.fcs + 2 * i, row[i], 2);
+            put_le(x + m.fc_count, m.max_fc + 1, 2);
+        }
+        fix_crc(x, n2);
+        fasa_status st = load_fails(x, n2);
+        CHECKF(st == (valid ? FASA_OK : FASA_ERR_BAD_FILE), "max_fc above every set (valid %d): %s",
+               valid, fasa_status_name(st));
+        free(x);
+    }
     /* a CRC mismatch alone */
     memcpy(w, b, n);
     w[n - 1] ^= 0x40;
