@@ -127,6 +127,27 @@ class TestAttend(unittest.TestCase):
         np.testing.assert_array_equal(
             got, fasa.attend_dense(q, np.ascontiguousarray(k), np.ascontiguousarray(v)))
 
+    def test_every_cpu_level(self):
+        # the binding's Context(cpu_level=) reaches every kernel this CPU has
+        best = fasa.cpu_best_level()
+        levels = [fasa.CPU_SCALAR] + ([best] if best == fasa.CPU_NEON else
+                                      list(range(fasa.CPU_AVX2, best + 1)))
+        prof, _ = random_profile(self.rng, 1, 8, 2, 64, 16)
+        q, k, v = self.rand(2, 8, 64), self.rand(150, 2, 64), self.rand(150, 2, 64)
+        want, want_lse = ref.attend(q, k, v, ref.dense_sets(2, 150, 8), fasa.PER_HEAD)
+        qi, ki = ref.int_data(self.rng, (1, 8, 64)), ref.int_data(self.rng, (150, 2, 64))
+        _, want_sel = ref.tip(qi, ki, prof.fc_sets(0), fasa.PER_HEAD, 0, 20)
+        for level in levels:
+            ctx = fasa.Context(cpu_level=level)
+            out, lse = fasa.attend_dense(q, k, v, lse=True, ctx=ctx)
+            close(self, out, want, np.abs(v).max())
+            np.testing.assert_allclose(lse, want_lse, rtol=1e-5, atol=1e-5,
+                                       err_msg="cpu level %d" % level)
+            sel = fasa.predict(prof, 0, qi, ki, 20, ctx=ctx)
+            for h in range(8):
+                np.testing.assert_array_equal(sel.set(0, h), want_sel[0][h],
+                                              err_msg="cpu level %d head %d" % (level, h))
+
     def test_decode_step(self):
         prof, _ = random_profile(self.rng, 2, 4, 2, 16, 4)
         q, k, v = self.rand(1, 4, 16), self.rand(50, 2, 16), self.rand(50, 2, 16)
