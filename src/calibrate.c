@@ -2,26 +2,37 @@
  * calibrate.c - the contextual-agreement accumulator (fasa-method.md §2).
  *
  * For one decode step, query head h and FC f, CA_K = |TopK'(s) & TopK'(s^f)|
- * / K' with K' = min(K, t). All K values come from one ranking per logit
- * vector: a token at position p of the FC ranking and position r of the full
- * ranking is in both top sets exactly when K' > max(p, r), so a histogram of
- * max(p, r) and its prefix sums give every K at once. Only the first
- * M = min(max K, t) positions of each ranking matter, found with a bounded
- * heap in O(t log M).
+ * / K' with K' = min(K, t). Rankings use a total order (larger logit first,
+ * lower token index first on ties), so results are deterministic and
+ * independent of the platform and the thread count.
  *
- * Rankings use a total order (larger logit first, lower token index first
- * on ties), so results are deterministic and independent of the platform.
- * Logits are exact-order double sums of the view's values converted to
- * double; the full logit is the sum of the FC logits in FC order.
+ * Cost: the full ranking is needed once per head (its first M = min(max K,
+ * t) positions, sorted, so TopK'(s) is "rank < K'" for every K). For each FC
+ * only top-sets are needed, never an order: a quickselect of the M best,
+ * then nested quickselects inside that prefix for each smaller K. That is
+ * O(t + sum of K) per FC instead of a sort, and the FCs of a head run in
+ * parallel (OpenMP, ctx threads), each worker with its own scratch.
+ *
+ * Logits are double sums of the view's values (f32, f16 and bf16 convert
+ * exactly to float, kept as float to halve the key scratch); the full logit
+ * is the sum of the FC logits in FC order.
  */
 #include "internal.h"
 
 #include <stdlib.h>
+#if defined(FASA_OPENMP)
+#include <omp.h>
+#endif
 
 typedef struct {
     double s;
     uint32_t j;
 } ranked;
+
+/* Per-thread scratch for the FC tasks of one head. */
+typedef struct {
+    ranked *items; /* [t] */
+} worker;
 
 struct fasa_calibrator {
     fasa_model_shape shape;
@@ -30,34 +41,46 @@ struct fasa_calibrator {
     uint32_t k_values[FASA_MAX_K_VALUES]; /* strictly ascending */
     double *sums;                         /* [n_layers][n_k][n_q_heads][n_fc] */
     uint64_t *steps;                      /* [n_layers] */
-    /* scratch, grown to the largest t seen and reused */
+    double *ca;                           /* [n_q_heads][n_k][n_fc] this step's values */
+    double *qd;                           /* [head_dim] */
+    /* scratch, grown to the largest t and thread count seen and reused */
     size_t cap_t;
-    double *kd;           /* [t][head_dim] keys of one KV head in double */
-    double *fc_logits;    /* [n_fc][t] */
-    double *full;         /* [t] */
-    uint32_t *rank_full;  /* [t] position in the full ranking, UINT32_MAX if >= M */
-    uint32_t *full_top;   /* [M] tokens of the full ranking's first M positions */
-    ranked *heap;         /* [M] */
-    uint64_t *hist;       /* [M] */
-    double *ca;           /* [n_q_heads][n_k][n_fc] this step's values */
-    double *qd;           /* [head_dim] */
+    size_t n_workers;
+    float *kd;           /* [head_dim][t] keys of one KV head, dim-major so an
+                            FC reads two contiguous rows */
+    double *full;        /* [t] full logits of one head */
+    uint32_t *rank_full; /* [t] position in the full ranking, UINT32_MAX if >= M */
+    ranked *full_top;    /* [t] full ranking, first M positions sorted */
+    worker *workers;     /* [n_workers] */
 };
 
 static const uint32_t default_k[] = {64, 128, 256, 512, 1024};
+
+static void free_scratch(fasa_calibrator *cal)
+{
+    free(cal->kd);
+    free(cal->full);
+    free(cal->rank_full);
+    free(cal->full_top);
+    for (size_t i = 0; i < cal->n_workers && cal->workers; i++)
+        free(cal->workers[i].items);
+    free(cal->workers);
+    cal->kd = NULL;
+    cal->full = NULL;
+    cal->rank_full = NULL;
+    cal->full_top = NULL;
+    cal->workers = NULL;
+    cal->cap_t = 0;
+    cal->n_workers = 0;
+}
 
 void fasa_calibrator_destroy(fasa_calibrator *cal)
 {
     if (!cal)
         return;
+    free_scratch(cal);
     free(cal->sums);
     free(cal->steps);
-    free(cal->kd);
-    free(cal->fc_logits);
-    free(cal->full);
-    free(cal->rank_full);
-    free(cal->full_top);
-    free(cal->heap);
-    free(cal->hist);
     free(cal->ca);
     free(cal->qd);
     free(cal);
@@ -107,52 +130,45 @@ fasa_status fasa_calibrator_create(const fasa_calib_config *config, fasa_calibra
     return FASA_OK;
 }
 
-/* Grow the per-token scratch to t tokens (all-or-nothing). */
-static fasa_status reserve(fasa_calibrator *cal, size_t t)
+
+/* Grow the scratch to t tokens and nw workers (all-or-nothing: on failure
+ * the old scratch is gone but the accumulator is intact). */
+static fasa_status reserve(fasa_calibrator *cal, size_t t, size_t nw)
 {
-    if (t <= cal->cap_t)
+    if (t <= cal->cap_t && nw <= cal->n_workers)
         return FASA_OK;
-    size_t d = cal->shape.head_dim, m = t, kd_n, fl_n;
-    if (m > cal->k_values[cal->n_k - 1])
-        m = cal->k_values[cal->n_k - 1];
-    if (!fasa__mul_ok(t, d, &kd_n) || !fasa__mul_ok(kd_n, sizeof(double), &kd_n) ||
-        !fasa__mul_ok(t, cal->n_fc, &fl_n) || !fasa__mul_ok(fl_n, sizeof(double), &fl_n))
+    if (t < cal->cap_t)
+        t = cal->cap_t;
+    if (nw < cal->n_workers)
+        nw = cal->n_workers;
+    free_scratch(cal);
+    size_t kd_n, items_n;
+    if (!fasa__mul_ok(t, cal->shape.head_dim, &kd_n) ||
+        !fasa__mul_ok(kd_n, sizeof(float), &kd_n) ||
+        !fasa__mul_ok(t, sizeof(ranked), &items_n))
         return FASA_ERR_OVERFLOW;
-    double *kd = malloc(kd_n), *fl = malloc(fl_n), *full = malloc(t * sizeof(double));
-    uint32_t *rank = malloc(t * sizeof(uint32_t)), *top = malloc(m * sizeof(uint32_t));
-    ranked *heap = malloc(m * sizeof(ranked));
-    uint64_t *hist = malloc(m * sizeof(uint64_t));
-    if (!kd || !fl || !full || !rank || !top || !heap || !hist) {
-        free(kd);
-        free(fl);
-        free(full);
-        free(rank);
-        free(top);
-        free(heap);
-        free(hist);
+    cal->kd = malloc(kd_n);
+    cal->full = malloc(t * sizeof(double));
+    cal->rank_full = malloc(t * sizeof(uint32_t));
+    cal->full_top = malloc(items_n);
+    cal->workers = calloc(nw, sizeof(worker));
+    int ok = cal->kd && cal->full && cal->rank_full && cal->full_top && cal->workers;
+    if (cal->workers) {
+        cal->n_workers = nw;
+        for (size_t i = 0; i < nw; i++)
+            ok &= (cal->workers[i].items = malloc(items_n)) != NULL;
+    }
+    if (!ok) {
+        free_scratch(cal);
         return FASA_ERR_OUT_OF_MEMORY;
     }
     for (size_t j = 0; j < t; j++)
-        rank[j] = UINT32_MAX;
-    free(cal->kd);
-    free(cal->fc_logits);
-    free(cal->full);
-    free(cal->rank_full);
-    free(cal->full_top);
-    free(cal->heap);
-    free(cal->hist);
-    cal->kd = kd;
-    cal->fc_logits = fl;
-    cal->full = full;
-    cal->rank_full = rank;
-    cal->full_top = top;
-    cal->heap = heap;
-    cal->hist = hist;
+        cal->rank_full[j] = UINT32_MAX;
     cal->cap_t = t;
     return FASA_OK;
 }
 
-/* ---------------------------------------------------- bounded top-M */
+/* ------------------------------------------------------ top-m sets */
 
 /* a ranks before b: larger logit, then lower token index. */
 static inline int before(const ranked *a, const ranked *b)
@@ -160,7 +176,14 @@ static inline int before(const ranked *a, const ranked *b)
     return a->s > b->s || (a->s == b->s && a->j < b->j);
 }
 
-/* Heap whose root is the LAST-ranked kept item. */
+static inline void swap_ranked(ranked *a, ranked *b)
+{
+    ranked t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Heap on a[0..n) whose root is the last-ranked item. */
 static void sift_down(ranked *h, size_t n, size_t i)
 {
     for (;;) {
@@ -171,42 +194,64 @@ static void sift_down(ranked *h, size_t n, size_t i)
             w = r;
         if (w == i)
             return;
-        ranked tmp = h[i];
-        h[i] = h[w];
-        h[w] = tmp;
+        swap_ranked(&h[i], &h[w]);
         i = w;
     }
 }
 
-/* The first m (<= t) tokens of the ranking of s[0..t), best first, into
- * heap[0..m) (used as the heap during selection). */
-static void top_m(const double *s, size_t t, size_t m, ranked *heap)
+/* Guaranteed O(n log m) fallback of select_best. */
+static void heap_select(ranked *a, size_t n, size_t m)
 {
-    size_t n = 0;
-    for (size_t j = 0; j < t; j++) {
-        ranked x = {s[j], (uint32_t)j};
-        if (n < m) {
-            /* sift up */
-            size_t i = n++;
-            heap[i] = x;
-            while (i > 0 && before(&heap[(i - 1) / 2], &heap[i])) {
-                ranked tmp = heap[i];
-                heap[i] = heap[(i - 1) / 2];
-                heap[(i - 1) / 2] = tmp;
-                i = (i - 1) / 2;
-            }
-        } else if (before(&x, &heap[0])) {
-            heap[0] = x;
-            sift_down(heap, m, 0);
+    for (size_t i = m / 2; i-- > 0;)
+        sift_down(a, m, i);
+    for (size_t i = m; i < n; i++)
+        if (before(&a[i], &a[0])) {
+            swap_ranked(&a[i], &a[0]);
+            sift_down(a, m, 0);
         }
+}
+
+/* Reorder a[0..n) so that a[0..m) are its m best items (in any order),
+ * 0 < m <= n. Quickselect with median-of-three pivots; the order is total
+ * (no equal keys), and a depth limit falls back to heap_select so that
+ * adversarial input cannot make it quadratic. */
+static void select_best(ranked *a, size_t n, size_t m)
+{
+    size_t lo = 0, hi = n; /* a[0..lo) beat everything after; a[hi..n) lose to all before */
+    int depth = 8;
+    for (size_t x = n; x > 1; x >>= 1)
+        depth += 2;
+    while (lo < m && m < hi) {
+        if (depth-- == 0) {
+            heap_select(a + lo, hi - lo, m - lo);
+            return;
+        }
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (before(&a[mid], &a[lo]))
+            swap_ranked(&a[mid], &a[lo]);
+        if (before(&a[last], &a[lo]))
+            swap_ranked(&a[last], &a[lo]);
+        if (before(&a[last], &a[mid]))
+            swap_ranked(&a[last], &a[mid]);
+        swap_ranked(&a[mid], &a[last]); /* median as pivot at the end */
+        ranked pivot = a[last];
+        size_t store = lo;
+        for (size_t i = lo; i < last; i++)
+            if (before(&a[i], &pivot))
+                swap_ranked(&a[i], &a[store++]);
+        swap_ranked(&a[store], &a[last]);
+        if (store == m || store + 1 == m)
+            return;
+        if (m < store)
+            hi = store;
+        else
+            lo = store + 1;
     }
-    /* heap sort: repeatedly move the last-ranked item to the end */
-    for (size_t end = m; end > 1; end--) {
-        ranked tmp = heap[0];
-        heap[0] = heap[end - 1];
-        heap[end - 1] = tmp;
-        sift_down(heap, end - 1, 0);
-    }
+}
+
+static int cmp_ranked(const void *x, const void *y)
+{
+    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
 }
 
 /* ------------------------------------------------------------ steps */
@@ -254,36 +299,75 @@ static fasa_status check_step(fasa_calibrator *cal, fasa_ctx *ctx, size_t layer,
 }
 
 /* CA of every FC of one query head at every K into ca[n_k][n_fc]. */
-static void head_agreement(fasa_calibrator *cal, size_t t, double *ca)
+
+/* CA of FC f of the current head at every K into ca[n_k][n_fc]. */
+static void fc_agreement(const fasa_calibrator *cal, size_t t, const double *qd, size_t f,
+                         ranked *items, double *ca)
 {
+    const fasa_model_shape *s = &cal->shape;
+    uint32_t d0, d1;
+    fasa__fc_dims(s->pair_layout, s->head_dim, f, &d0, &d1);
+    const float *k0 = cal->kd + (size_t)d0 * t, *k1 = cal->kd + (size_t)d1 * t;
+    double q0 = qd[d0], q1 = qd[d1];
+    for (size_t j = 0; j < t; j++) {
+        items[j].s = q0 * (double)k0[j] + q1 * (double)k1[j];
+        items[j].j = (uint32_t)j;
+    }
+    /* TopK'(s^f) for K' descending: each one a prefix-select of the last */
+    size_t have = t;
+    for (size_t i = cal->n_k; i-- > 0;) {
+        size_t kp = cal->k_values[i] < t ? cal->k_values[i] : t;
+        if (kp < have) {
+            select_best(items, have, kp);
+            have = kp;
+        }
+        size_t inter = 0;
+        for (size_t p = 0; p < kp; p++)
+            inter += cal->rank_full[items[p].j] < kp;
+        ca[i * cal->n_fc + f] = (double)inter / (double)kp;
+    }
+}
+
+/* Every FC of query head h against the keys in cal->kd. */
+static void head_agreement(fasa_calibrator *cal, size_t t, size_t nw, const double *qd,
+                           double *ca)
+{
+    const fasa_model_shape *s = &cal->shape;
     size_t nfc = cal->n_fc, kmax = cal->k_values[cal->n_k - 1];
     size_t m = t < kmax ? t : kmax;
-    top_m(cal->full, t, m, cal->heap);
-    for (size_t p = 0; p < m; p++) {
-        cal->full_top[p] = cal->heap[p].j;
-        cal->rank_full[cal->heap[p].j] = (uint32_t)p;
-    }
+    for (size_t j = 0; j < t; j++)
+        cal->full[j] = 0.0;
     for (size_t f = 0; f < nfc; f++) {
-        const double *sf = cal->fc_logits + f * t;
-        memset(cal->hist, 0, m * sizeof(uint64_t));
-        top_m(sf, t, m, cal->heap);
-        for (size_t p = 0; p < m; p++) {
-            uint32_t r = cal->rank_full[cal->heap[p].j];
-            if (r != UINT32_MAX)
-                cal->hist[p > r ? p : r]++;
-        }
-        uint64_t inter = 0;
-        size_t upto = 0;
-        for (size_t i = 0; i < cal->n_k; i++) {
-            size_t kp = cal->k_values[i] < t ? cal->k_values[i] : t;
-            for (; upto < kp; upto++)
-                inter += cal->hist[upto];
-            ca[i * nfc + f] = (double)inter / (double)kp;
-        }
+        uint32_t d0, d1;
+        fasa__fc_dims(s->pair_layout, s->head_dim, f, &d0, &d1);
+        const float *k0 = cal->kd + (size_t)d0 * t, *k1 = cal->kd + (size_t)d1 * t;
+        double q0 = qd[d0], q1 = qd[d1];
+        for (size_t j = 0; j < t; j++)
+            cal->full[j] += q0 * (double)k0[j] + q1 * (double)k1[j];
     }
-    /* rank_full must be all UINT32_MAX between heads; reset only what was set */
+    ranked *top = cal->full_top;
+    for (size_t j = 0; j < t; j++) {
+        top[j].s = cal->full[j];
+        top[j].j = (uint32_t)j;
+    }
+    select_best(top, t, m);
+    qsort(top, m, sizeof(ranked), cmp_ranked);
     for (size_t p = 0; p < m; p++)
-        cal->rank_full[cal->full_top[p]] = UINT32_MAX;
+        cal->rank_full[top[p].j] = (uint32_t)p;
+#if defined(FASA_OPENMP)
+#pragma omp parallel for num_threads((int)nw) schedule(dynamic, 1) if (nw > 1)
+#endif
+    for (size_t f = 0; f < nfc; f++) {
+        size_t w = 0;
+#if defined(FASA_OPENMP)
+        w = (size_t)omp_get_thread_num();
+#endif
+        fc_agreement(cal, t, qd, f, cal->workers[w].items, ca);
+    }
+    (void)nw;
+    /* rank_full must be all UINT32_MAX between heads; reset what was set */
+    for (size_t p = 0; p < m; p++)
+        cal->rank_full[top[p].j] = UINT32_MAX;
 }
 
 fasa_status fasa_calibrator_add_step(fasa_calibrator *cal, fasa_ctx *ctx, size_t layer,
@@ -296,7 +380,10 @@ fasa_status fasa_calibrator_add_step(fasa_calibrator *cal, fasa_ctx *ctx, size_t
     if (st != FASA_OK)
         return st;
     size_t t = k->n_tokens;
-    st = reserve(cal, t);
+    size_t nw = (size_t)fasa__threads(ctx);
+    if (nw > cal->n_fc)
+        nw = cal->n_fc;
+    st = reserve(cal, t, nw);
     if (st != FASA_OK)
         return fasa__fail(ctx, st, "calibration scratch for %zu tokens", t);
     const fasa_model_shape *s = &cal->shape;
@@ -306,26 +393,13 @@ fasa_status fasa_calibrator_add_step(fasa_calibrator *cal, fasa_ctx *ctx, size_t
         for (size_t j = 0; j < t; j++) {
             const void *row = fasa__row(k, j, g);
             for (size_t i = 0; i < d; i++)
-                cal->kd[j * d + i] = fasa__load(row, k->dtype, i);
+                cal->kd[i * t + j] = fasa__load(row, k->dtype, i);
         }
         for (size_t h = g * G; h < (g + 1) * G; h++) {
             const void *qrow = fasa__row(q, 0, h);
             for (size_t i = 0; i < d; i++)
                 cal->qd[i] = fasa__load(qrow, q->dtype, i);
-            for (size_t j = 0; j < t; j++)
-                cal->full[j] = 0.0;
-            for (size_t f = 0; f < nfc; f++) {
-                uint32_t d0, d1;
-                fasa__fc_dims(s->pair_layout, d, f, &d0, &d1);
-                double q0 = cal->qd[d0], q1 = cal->qd[d1];
-                double *out = cal->fc_logits + f * t;
-                for (size_t j = 0; j < t; j++) {
-                    const double *kr = cal->kd + j * d;
-                    out[j] = q0 * kr[d0] + q1 * kr[d1];
-                    cal->full[j] += out[j];
-                }
-            }
-            head_agreement(cal, t, cal->ca + h * n_k * nfc);
+            head_agreement(cal, t, nw, cal->qd, cal->ca + h * n_k * nfc);
         }
     }
     for (size_t h = 0; h < Hq; h++)

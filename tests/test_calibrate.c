@@ -679,6 +679,51 @@ static void test_errors(void)
     fasa_calibrator_destroy(NULL);
 }
 
+/* The FC tasks of a head may run on several threads: same bytes as one. */
+static void test_threads(void)
+{
+    const size_t L = 1, Hq = 4, Hkv = 2, d = 32, t = 300;
+    const uint32_t ks[] = {10, 64, 128};
+    fasa_calib_config cfg = make_config(L, Hq, Hkv, d, FASA_PAIRS_HALF, 3, ks);
+    float *q = test_xmalloc(Hq * d * sizeof(float)), *k = test_xmalloc(t * Hkv * d * sizeof(float));
+    for (size_t i = 0; i < Hq * d; i++)
+        q[i] = (float)test_rand_normal();
+    for (size_t i = 0; i < t * Hkv * d; i++)
+        k[i] = (float)(int)(test_rand_normal() * 2.0); /* ties too */
+    fasa_view qv, kv;
+    fasa_view_make(&qv, q, FASA_DTYPE_F32, 1, Hq, d, Hq * d, d);
+    fasa_view_make(&kv, k, FASA_DTYPE_F32, t, Hkv, d, Hkv * d, d);
+    uint8_t *bytes[2] = {NULL, NULL};
+    size_t sizes[2] = {0, 0};
+    for (int run = 0; run < 2; run++) {
+        fasa_ctx_options co;
+        fasa_ctx_options_default(&co);
+        co.n_threads = run ? 3 : 1;
+        fasa_ctx *ctx = NULL;
+        fasa_calibrator *cal = NULL;
+        fasa_profile *p = NULL;
+        if (!CHECK_ST(fasa_ctx_create(&co, &ctx), FASA_OK) ||
+            !CHECK_ST(fasa_calibrator_create(&cfg, &cal), FASA_OK))
+            break;
+        for (int step = 0; step < 2; step++)
+            CHECK_ST(fasa_calibrator_add_step(cal, ctx, 0, &qv, &kv), FASA_OK);
+        if (CHECK_ST(fasa_calibrator_finish(cal, NULL, &p), FASA_OK)) {
+            bytes[run] = save(p, &sizes[run]);
+            fasa_profile_destroy(p);
+        }
+        if (run)
+            test_note("threads: compared 1 and %d worker threads", fasa_ctx_threads(ctx));
+        fasa_calibrator_destroy(cal);
+        fasa_ctx_destroy(ctx);
+    }
+    CHECK(bytes[0] && bytes[1] && sizes[0] == sizes[1] &&
+          memcmp(bytes[0], bytes[1], sizes[0]) == 0);
+    free(bytes[0]);
+    free(bytes[1]);
+    free(q);
+    free(k);
+}
+
 int main(void)
 {
     test_init("test_calibrate");
@@ -694,5 +739,6 @@ int main(void)
                          g == 2 ? FASA_DTYPE_F16 : g == 1 ? FASA_DTYPE_BF16 : FASA_DTYPE_F32);
     test_options();
     test_errors();
+    test_threads();
     return test_summary();
 }
