@@ -26,9 +26,14 @@ int test_check_(int cond, const char *file, int line, const char *expr, const ch
     ;
 #define CHECK(cond) test_check_(!!(cond), __FILE__, __LINE__, #cond, NULL)
 #define CHECKF(cond, ...) test_check_(!!(cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
-#define CHECK_STATUS(st, want)                                                              \
-    test_check_((st) == (want), __FILE__, __LINE__, #st " == " #want, "got %s (%d)",       \
-                fasa_status_name(st), (int)(st))
+/* Evaluates st exactly once (st is often the call under test). */
+#define CHECK_STATUS(st, want) test_check_status_((st), (want), __FILE__, __LINE__, #st " == " #want)
+static inline int test_check_status_(fasa_status got, fasa_status want, const char *file, int line,
+                                     const char *expr)
+{
+    return test_check_(got == want, file, line, expr, "got %s (%d)", fasa_status_name(got),
+                       (int)got);
+}
 
 /* Informational line (not an assertion). */
 void test_note(const char *fmt, ...)
