@@ -21,8 +21,9 @@
  * FA_HSUM, FA_EXP, FA_REDUCE(const FA_VEC *v): W vectors -> vector of their
  * W lane sums in order, FA_KT1 (tokens per logit tile with one row),
  * FA_VCG1..4 (dim chunks per value tile for 1..4 rows), and per instance
- * FA_SUFFIX, FA_KLOAD/FA_VLOAD (W elements at a byte pointer -> FA_VEC),
- * FA_KSIZE/FA_VSIZE (bytes per element), FA_KDT/FA_VDT (fasa_dtype).
+ * FA_SUFFIX, FA_KLOAD(p, kdt)/FA_VLOAD(p, vdt) (W elements at a byte
+ * pointer -> FA_VEC) and FA_KDT(job)/FA_VDT(job) (the fasa_dtype: a
+ * constant in specialized instances, read from the job in the generic one).
  */
 
 #define FA_B 16    /* tokens per block                              */
@@ -35,7 +36,7 @@
 /* Partial dot products of RB rows x T tokens over the full W-chunks of the
  * head dim; part[r*FA_B + t] receives the W-lane partial sums. */
 FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const int T,
-                         const int RB, size_t dfull, FA_VEC *part)
+                         const int RB, size_t dfull, FA_VEC *part, const int kdt)
 {
     FA_VEC acc[8];
 #pragma GCC unroll 8
@@ -45,7 +46,7 @@ FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const
         FA_VEC kv[8];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
-            kv[t] = FA_KLOAD(kp[t] + c * FA_KSIZE);
+            kv[t] = FA_KLOAD(kp[t] + c * fasa__dtype_size(kdt), kdt);
 #pragma GCC unroll 8
         for (int r = 0; r < RB; r++) {
             FA_VEC qv = FA_LOADU(q + r * qs + c);
@@ -63,7 +64,8 @@ FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const
 
 /* acc[r][c0 .. c0 + CG*W) = acc * alpha[r] + sum_{j < nb} p[r][j] * v_j. */
 FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const float *alpha,
-                         float *acc, size_t accs, size_t c0, const int RB, const int CG)
+                         float *acc, size_t accs, size_t c0, const int RB, const int CG,
+                         const int vdt)
 {
     FA_VEC a[16];
 #pragma GCC unroll 4
@@ -80,7 +82,7 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
             pb[r] = FA_SET1(p[r * FA_B + j]);
 #pragma GCC unroll 8
         for (int g = 0; g < CG; g++) {
-            FA_VEC vv = FA_VLOAD(vp[j] + (c0 + (size_t)g * FA_W) * FA_VSIZE);
+            FA_VEC vv = FA_VLOAD(vp[j] + (c0 + (size_t)g * FA_W) * fasa__dtype_size(vdt), vdt);
 #pragma GCC unroll 4
             for (int r = 0; r < RB; r++)
                 a[r * CG + g] = FA_FMA(pb[r], vv, a[r * CG + g]);
@@ -95,22 +97,25 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
 
 /* All full W-chunks of the value dims for rb (1..4) rows. */
 FA_INL void FA_FN(vrows)(const char *const *vp, size_t nb, const float *p, const float *alpha,
-                         float *acc, size_t accs, size_t dvfull, const int RB, const int CG)
+                         float *acc, size_t accs, size_t dvfull, const int RB, const int CG,
+                         const int vdt)
 {
     size_t c0 = 0;
     for (; c0 + (size_t)CG * FA_W <= dvfull; c0 += (size_t)CG * FA_W)
-        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, CG);
+        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, CG, vdt);
     for (; c0 < dvfull; c0 += FA_W)
-        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, 1);
+        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, 1, vdt);
 }
 
 FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
 {
+    const int kdt = FA_KDT(job), vdt = FA_VDT(job);
     const size_t d = job->head_dim, dv = job->head_dim_v, n = job->n;
     const size_t dfull = d - d % FA_W, dvfull = dv - dv % FA_W;
     const size_t qs = job->q_stride, accs = job->acc_stride;
-    const size_t kst = job->k_stride * FA_KSIZE, vst = job->v_stride * FA_VSIZE;
-    const size_t krow = d * FA_KSIZE, vrow = dv * FA_VSIZE;
+    const size_t kst = job->k_stride * fasa__dtype_size(kdt);
+    const size_t vst = job->v_stride * fasa__dtype_size(vdt);
+    const size_t krow = d * fasa__dtype_size(kdt), vrow = dv * fasa__dtype_size(vdt);
     const float *q = job->q + r0 * qs;
     float *m = job->m + r0, *l = job->l + r0, *acc = job->acc + r0 * accs;
     const char *kb = (const char *)job->k, *vb = (const char *)job->v;
@@ -153,35 +158,35 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             switch (rb) {
             case 1:
                 for (int j0 = 0; j0 < FA_B; j0 += FA_KT1)
-                    FA_FN(ktile)(qr, qs, kp + j0, FA_KT1, 1, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, FA_KT1, 1, dfull, part + j0, kdt);
                 break;
             case 2:
                 for (int j0 = 0; j0 < FA_B; j0 += 4)
-                    FA_FN(ktile)(qr, qs, kp + j0, 4, 2, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 4, 2, dfull, part + j0, kdt);
                 break;
             case 3:
                 for (int j0 = 0; j0 < FA_B; j0 += 2)
-                    FA_FN(ktile)(qr, qs, kp + j0, 2, 3, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 2, 3, dfull, part + j0, kdt);
                 break;
             case 4:
                 for (int j0 = 0; j0 < FA_B; j0 += 2)
-                    FA_FN(ktile)(qr, qs, kp + j0, 2, 4, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 2, 4, dfull, part + j0, kdt);
                 break;
             case 5:
                 for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 5, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 1, 5, dfull, part + j0, kdt);
                 break;
             case 6:
                 for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 6, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 1, 6, dfull, part + j0, kdt);
                 break;
             case 7:
                 for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 7, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 1, 7, dfull, part + j0, kdt);
                 break;
             default:
                 for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 8, dfull, part + j0);
+                    FA_FN(ktile)(qr, qs, kp + j0, 1, 8, dfull, part + j0, kdt);
                 break;
             }
             for (size_t r = 0; r < rb; r++) {
@@ -193,7 +198,7 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
                     for (size_t j = 0; j < nb; j++) {
                         float t = 0.0f;
                         for (size_t c = dfull; c < d; c++)
-                            t += qrow[c] * fasa__load(kp[j], FA_KDT, c);
+                            t += qrow[c] * fasa__load(kp[j], kdt, c);
                         sr[j] += t;
                     }
                 }
@@ -234,10 +239,10 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             const float *pr = s + rr * FA_B;
             float *ar = acc + rr * accs;
             switch (rb) {
-            case 1: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 1, FA_VCG1); break;
-            case 2: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 2, FA_VCG2); break;
-            case 3: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 3, FA_VCG3); break;
-            default: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 4, FA_VCG4); break;
+            case 1: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 1, FA_VCG1, vdt); break;
+            case 2: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 2, FA_VCG2, vdt); break;
+            case 3: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 3, FA_VCG3, vdt); break;
+            default: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 4, FA_VCG4, vdt); break;
             }
             for (size_t r = 0; r < rb; r++) {
                 float *arow = ar + r * accs;
@@ -245,7 +250,7 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
                 for (size_t c = dvfull; c < dv; c++) {
                     float t = arow[c] * alpha[rr + r];
                     for (size_t j = 0; j < nb; j++)
-                        t += prow[j] * fasa__load(vp[j], FA_VDT, c);
+                        t += prow[j] * fasa__load(vp[j], vdt, c);
                     arow[c] = t;
                 }
             }

@@ -1,0 +1,738 @@
+/*
+ * bench.c - `make bench`: time one decode step of one attention layer shaped
+ * like Llama-3-8B (32 query heads, 8 KV heads, head_dim 128) with the KV
+ * cache in the llama.cpp layout ([t][Hkv][d], heads interleaved), and the
+ * machine's read bandwidth measured in the same run.
+ *
+ * Paths per (t, KV dtype, threads): fasa_attend_dense; a naive scalar loop;
+ * FASA per query head and FASA group-shared at each budget, split into TIP
+ * (fasa_predict_cached on a label cache), FAC (fasa_attend) and their sum.
+ * Also: top-k alone (the library's kernel through the dispatch table, a
+ * timing hook) against a qsort baseline, and label-cache append per token.
+ *
+ * Each timed call runs on a different copy of the layer (enough copies to
+ * exceed 4x the LLC), so caches are cold as in a real decode step that
+ * walks 32 layers. Times are medians over BENCH_REPS runs after a warm-up.
+ *
+ * Environment (all optional):
+ *   BENCH_QUICK=1          t = 4k,16k; f16 only; threads 1
+ *   BENCH_T=4096,16384     context lengths
+ *   BENCH_DTYPES=f16,bf16,f32
+ *   BENCH_BUDGETS=256,1024
+ *   BENCH_THREADS=1,2      (any list, e.g. 1,2,4,8,16)
+ *   BENCH_REPS=N           repetitions (default 9, 5 at t >= 64k, 3 at 128k)
+ *   BENCH_FC_POOL=24       each head's 16 FCs are drawn from the this many
+ *                          lowest-frequency FCs (see docs/performance.md)
+ *   BENCH_OUT=dir          results.csv / results.md go there (default .)
+ *   BENCH_BW_MB=1024       size of the bandwidth buffer
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#define HQ 32
+#define HKV 8
+#define HD 128
+#define NTIP 16
+#define MAX_LIST 16
+
+/* ------------------------------------------------------------- helpers */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static size_t parse_list(const char *env, const char *def, size_t *out, size_t cap)
+{
+    const char *s = getenv(env);
+    if (s == NULL || *s == 0)
+        s = def;
+    size_t n = 0;
+    while (*s && n < cap) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (end == s)
+            break;
+        if (*end == 'k' || *end == 'K') {
+            v *= 1024;
+            end++;
+        }
+        out[n++] = (size_t)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end != ',')
+            break;
+    }
+    return n;
+}
+
+static size_t env_size(const char *env, size_t def)
+{
+    const char *s = getenv(env);
+    return s && *s ? (size_t)strtoull(s, NULL, 10) : def;
+}
+
+static void *xalloc(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+        fprintf(stderr, "bench: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng_u64(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+/* Roughly N(0,1) (sum of four uniforms), cheap enough for gigabytes. */
+static float rng_normalish(void)
+{
+    uint64_t r = rng_u64();
+    float s = (float)(r & 0xffff) + (float)((r >> 16) & 0xffff) + (float)((r >> 32) & 0xffff) +
+              (float)(r >> 48);
+    return (s / 65536.0f - 2.0f) * 1.7320508f;
+}
+
+static const char *dtype_name(int dt)
+{
+    return dt == FASA_DTYPE_F32 ? "f32" : dt == FASA_DTYPE_F16 ? "f16" : "bf16";
+}
+
+/* Last-level cache size: sysfs first (sysconf reports 10x too much on
+ * some VMs), then sysconf, then 32 MiB. */
+static size_t llc_bytes(void)
+{
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+    if (f != NULL) {
+        unsigned long kb = 0;
+        char unit = 0;
+        int ok = fscanf(f, "%lu%c", &kb, &unit) >= 1;
+        fclose(f);
+        if (ok && kb > 0)
+            return (size_t)kb * (unit == 'M' ? 1u << 20 : 1u << 10);
+    }
+    long v = -1;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    return v > 0 ? (size_t)v : (size_t)32 << 20;
+}
+
+/* --------------------------------------------------- read bandwidth */
+
+__attribute__((noinline)) static float read_sum(const float *p, size_t n)
+{
+    /* eight independent sums so the loop is bound by loads, not adds */
+    float s[8] = {0};
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += p[i + j];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+/* GB/s (1e9 B/s) of one streaming read of buf with nt threads, median of
+ * passes. */
+static double read_bandwidth(const float *buf, size_t n, int nt, int passes)
+{
+    double t[16];
+    volatile float sink = 0.0f;
+    if (passes > 16)
+        passes = 16;
+    for (int p = 0; p < passes; p++) {
+        double t0 = now_s();
+        float tot = 0.0f;
+#pragma omp parallel for num_threads(nt) reduction(+ : tot) schedule(static)
+        for (int c = 0; c < nt; c++) {
+            size_t lo = n / (size_t)nt * (size_t)c, hi = c == nt - 1 ? n : lo + n / (size_t)nt;
+            tot += read_sum(buf + lo, hi - lo);
+        }
+        t[p] = now_s() - t0;
+        sink += tot;
+    }
+    (void)sink;
+    return (double)n * sizeof(float) / median(t, (size_t)passes) / 1e9;
+}
+
+/* ------------------------------------------------------ the KV layers */
+
+typedef struct layer {
+    void *k, *v;
+    fasa_view kv, vv;
+    fasa_label_cache *cache[2]; /* [mode] */
+    void *cache_mem[2];
+} layer;
+
+typedef struct setup {
+    size_t t;
+    int dt;
+    size_t n_layers;
+    layer *layers;
+    fasa_profile *profile;
+    size_t label_bytes_tok[2]; /* label bytes per token (all KV heads), per mode */
+    float *q;
+    fasa_view qv;
+} setup;
+
+static void fill(void *p, int dt, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fasa__store(p, dt, i, rng_normalish());
+}
+
+/* FC sets: every head draws NTIP distinct FCs from the `pool` lowest
+ * frequency FCs (FC f of the HALF layout has theta = base^(-2f/d), so the
+ * highest indices). */
+static fasa_profile *make_profile(size_t pool)
+{
+    fasa_model_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.struct_size = sizeof sh;
+    sh.n_layers = 1;
+    sh.n_q_heads = HQ;
+    sh.n_kv_heads = HKV;
+    sh.head_dim = HD;
+    sh.pair_layout = FASA_PAIRS_HALF;
+    if (pool < NTIP)
+        pool = NTIP;
+    if (pool > HD / 2)
+        pool = HD / 2;
+    uint32_t fcs[HQ * NTIP];
+    for (size_t h = 0; h < HQ; h++) {
+        uint32_t cand[HD / 2];
+        for (size_t i = 0; i < pool; i++)
+            cand[i] = (uint32_t)(HD / 2 - pool + i);
+        for (size_t i = 0; i < NTIP; i++) { /* partial Fisher-Yates */
+            size_t j = i + (size_t)(rng_u64() % (pool - i));
+            uint32_t tmp = cand[i];
+            cand[i] = cand[j];
+            cand[j] = tmp;
+            fcs[h * NTIP + i] = cand[i];
+        }
+    }
+    fasa_profile *p = NULL;
+    fasa_status st = fasa_profile_create(&sh, fcs, NTIP, NULL, &p);
+    if (st != FASA_OK) {
+        fprintf(stderr, "bench: fasa_profile_create: %s\n", fasa_status_name(st));
+        exit(1);
+    }
+    return p;
+}
+
+static void check(fasa_status st, const char *what, const fasa_ctx *ctx)
+{
+    if (st != FASA_OK) {
+        fprintf(stderr, "bench: %s: %s %s\n", what, fasa_status_name(st),
+                ctx ? fasa_ctx_last_error(ctx) : "");
+        exit(1);
+    }
+}
+
+static void setup_make(setup *s, size_t t, int dt, size_t pool)
+{
+    memset(s, 0, sizeof *s);
+    s->t = t;
+    s->dt = dt;
+    size_t row = (size_t)HKV * HD * fasa__dtype_size(dt);
+    size_t layer_bytes = 2 * t * row;
+    size_t want = 4 * llc_bytes();
+    s->n_layers = layer_bytes >= want ? 1 : (want + layer_bytes - 1) / layer_bytes;
+    s->layers = calloc(s->n_layers, sizeof(layer));
+    s->profile = make_profile(pool);
+    for (int m = 0; m < 2; m++) {
+        size_t a = 0, b = 0;
+        check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, (fasa_dtype)dt, 65536, &a),
+              "label_cache_size", NULL);
+        check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, (fasa_dtype)dt, 131072, &b),
+              "label_cache_size", NULL);
+        s->label_bytes_tok[m] = (b - a) / 65536;
+    }
+    for (size_t L = 0; L < s->n_layers; L++) {
+        layer *ly = &s->layers[L];
+        ly->k = xalloc(t * row);
+        ly->v = xalloc(t * row);
+        fill(ly->k, dt, t * HKV * HD);
+        fill(ly->v, dt, t * HKV * HD);
+        fasa_view_make(&ly->kv, ly->k, (fasa_dtype)dt, t, HKV, HD, HKV * HD, HD);
+        fasa_view_make(&ly->vv, ly->v, (fasa_dtype)dt, t, HKV, HD, HKV * HD, HD);
+        for (int m = 0; m < 2; m++) {
+            size_t bytes = 0;
+            check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, (fasa_dtype)dt, t, &bytes),
+                  "label_cache_size", NULL);
+            ly->cache_mem[m] = xalloc(bytes);
+            check(fasa_label_cache_init(ly->cache_mem[m], bytes, s->profile, 0, (fasa_gqa_mode)m,
+                                        (fasa_dtype)dt, t, &ly->cache[m]),
+                  "label_cache_init", NULL);
+            check(fasa_label_cache_build(ly->cache[m], &ly->kv), "label_cache_build", NULL);
+        }
+    }
+    s->q = xalloc(HQ * HD * sizeof(float));
+    fill(s->q, FASA_DTYPE_F32, HQ * HD);
+    /* a few strong query dims make the logits spread like real ones */
+    for (size_t i = 0; i < HQ * HD; i += 17)
+        s->q[i] *= 4.0f;
+    fasa_view_make(&s->qv, s->q, FASA_DTYPE_F32, 1, HQ, HD, HQ * HD, HD);
+}
+
+static void setup_free(setup *s)
+{
+    for (size_t L = 0; L < s->n_layers; L++) {
+        free(s->layers[L].k);
+        free(s->layers[L].v);
+        free(s->layers[L].cache_mem[0]);
+        free(s->layers[L].cache_mem[1]);
+    }
+    free(s->layers);
+    free(s->q);
+    fasa_profile_destroy(s->profile);
+}
+
+/* ------------------------------------------------------------ naive */
+
+/* The straightforward loop a user would write: per query head, all logits,
+ * then softmax, then the weighted sum of V; scalar, element conversion on
+ * every load. */
+static void naive_attention(const setup *s, const layer *ly, float *out, float *scratch, int nt)
+{
+    const size_t t = s->t, G = HQ / HKV;
+    const float scale = 1.0f / sqrtf((float)HD);
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t h = 0; h < HQ; h++) {
+        float *sc = scratch + h * t;
+        const float *q = s->q + h * HD;
+        size_t g = h / G;
+        float mx = -INFINITY;
+        for (size_t j = 0; j < t; j++) {
+            const void *kr = fasa__row(&ly->kv, j, g);
+            float a = 0.0f;
+            for (size_t c = 0; c < HD; c++)
+                a += q[c] * fasa__load(kr, s->dt, c);
+            sc[j] = a * scale;
+            mx = sc[j] > mx ? sc[j] : mx;
+        }
+        float z = 0.0f, acc[HD] = {0};
+        for (size_t j = 0; j < t; j++) {
+            float p = expf(sc[j] - mx);
+            z += p;
+            const void *vr = fasa__row(&ly->vv, j, g);
+            for (size_t c = 0; c < HD; c++)
+                acc[c] += p * fasa__load(vr, s->dt, c);
+        }
+        for (size_t c = 0; c < HD; c++)
+            out[h * HD + c] = acc[c] / z;
+    }
+}
+
+/* ---------------------------------------------------------- results */
+
+typedef struct row {
+    size_t t;
+    int dt, threads;
+    const char *path;
+    size_t budget;
+    double tip_ms, topk_ms, fac_ms, total_ms;
+    double bytes, gbps, speedup, bw_frac, bw;
+} row;
+
+static row rows[4096];
+static size_t n_rows;
+
+static void add_row(const row *r)
+{
+    char b[24] = "-", tip[24] = "-", topk[24] = "-";
+    if (r->budget)
+        snprintf(b, sizeof b, "%zu", r->budget);
+    if (r->budget) {
+        snprintf(tip, sizeof tip, "%.3f", r->tip_ms);
+        if (r->topk_ms == r->topk_ms)
+            snprintf(topk, sizeof topk, "%.3f", r->topk_ms);
+    }
+    if (n_rows < sizeof rows / sizeof *rows)
+        rows[n_rows++] = *r;
+    printf("%7zu %-5s %3d %-11s %6s %9s %9s %9.3f %10.3f %9.1f %8.2f %7.1f%% %7.2fx\n", r->t,
+           dtype_name(r->dt), r->threads, r->path, b, tip, topk, r->fac_ms, r->total_ms,
+           r->bytes / 1e6, r->gbps, 100.0 * r->bw_frac, r->speedup);
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------- main */
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const float *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] > y[0] ? -1 : 1;
+    uint32_t i, j;
+    memcpy(&i, &x[1], 4);
+    memcpy(&j, &y[1], 4);
+    return i < j ? -1 : i > j;
+}
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* top-k of one set: library kernel (with and without a threshold hint)
+ * and the qsort baseline; microseconds, medians. */
+static void bench_topk(const float *sc, size_t n, size_t k, double *us_hint, double *us_plain,
+                       double *us_qsort)
+{
+    const fasa__kernels *kern = fasa__kernels_get(FASA_CPU_AUTO);
+    void *scratch = xalloc(fasa__topk_scratch_size(n, k));
+    uint32_t *out = xalloc(k * sizeof(uint32_t));
+    float *pairs = xalloc(2 * n * sizeof(float));
+    double a[15], b[15], c[15];
+    float tau = NAN;
+    kern->topk_hint(sc, n, k, out, scratch, &tau); /* sets the hint */
+    for (int r = 0; r < 15; r++) {
+        double t0 = now_s();
+        kern->topk_hint(sc, n, k, out, scratch, &tau);
+        a[r] = now_s() - t0;
+        t0 = now_s();
+        kern->topk(sc, n, k, out, scratch);
+        b[r] = now_s() - t0;
+        if (r < 5) {
+            t0 = now_s();
+            for (size_t j = 0; j < n; j++) {
+                uint32_t jj = (uint32_t)j;
+                pairs[2 * j] = sc[j];
+                memcpy(&pairs[2 * j + 1], &jj, 4);
+            }
+            qsort(pairs, n, 2 * sizeof(float), cmp_pair);
+            for (size_t j = 0; j < k; j++)
+                memcpy(&out[j], &pairs[2 * j + 1], 4);
+            qsort(out, k, sizeof(uint32_t), cmp_u32);
+            c[r] = now_s() - t0;
+        }
+    }
+    *us_hint = 1e6 * median(a, 15);
+    *us_plain = 1e6 * median(b, 15);
+    *us_qsort = 1e6 * median(c, 5);
+    free(scratch);
+    free(out);
+    free(pairs);
+}
+
+/* Label append: ns per token (one call per token, as a runtime does). */
+static double bench_append(const setup *s, int mode)
+{
+    const size_t n = s->t < 8192 ? s->t : 8192;
+    size_t bytes = 0;
+    check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)mode, (fasa_dtype)s->dt, n, &bytes),
+          "label_cache_size", NULL);
+    void *mem = xalloc(bytes);
+    fasa_label_cache *c = NULL;
+    check(fasa_label_cache_init(mem, bytes, s->profile, 0, (fasa_gqa_mode)mode, (fasa_dtype)s->dt,
+                                n, &c),
+          "label_cache_init", NULL);
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        fasa_label_cache_reset(c);
+        double t0 = now_s();
+        for (size_t j = 0; j < n; j++) {
+            fasa_view one;
+            fasa_view_make(&one, fasa__row(&s->layers[0].kv, j, 0), (fasa_dtype)s->dt, 1, HKV,
+                           HD, HKV * HD, HD);
+            check(fasa_label_cache_append(c, &one), "label_cache_append", NULL);
+        }
+        double dt = now_s() - t0;
+        best = dt < best ? dt : best;
+    }
+    free(mem);
+    return 1e9 * best / (double)n;
+}
+
+int main(void)
+{
+    const int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) != 0;
+    size_t ts[MAX_LIST], budgets[MAX_LIST], threads[MAX_LIST];
+    size_t n_t = parse_list("BENCH_T", quick ? "4096,16384" : "4096,16384,65536,131072", ts, MAX_LIST);
+    size_t n_b = parse_list("BENCH_BUDGETS", "256,1024", budgets, MAX_LIST);
+    size_t n_th = parse_list("BENCH_THREADS", quick ? "1" : "1,2", threads, MAX_LIST);
+    const char *dts = getenv("BENCH_DTYPES");
+    if (dts == NULL || *dts == 0)
+        dts = quick ? "f16" : "f16,bf16,f32";
+    int dtypes[3], n_dt = 0;
+    if (strstr(dts, "f16") && (strstr(dts, "f16") == dts || strstr(dts, ",f16")))
+        dtypes[n_dt++] = FASA_DTYPE_F16;
+    if (strstr(dts, "bf16"))
+        dtypes[n_dt++] = FASA_DTYPE_BF16;
+    if (strstr(dts, "f32"))
+        dtypes[n_dt++] = FASA_DTYPE_F32;
+    const size_t reps_env = env_size("BENCH_REPS", 0);
+    const size_t pool = env_size("BENCH_FC_POOL", 24);
+    const char *outdir = getenv("BENCH_OUT") ? getenv("BENCH_OUT") : ".";
+
+    printf("libfasa bench: Llama-3-8B layer (Hq %d, Hkv %d, d %d), N_tip %d FCs per head from "
+           "the %zu lowest-frequency FCs\n",
+           HQ, HKV, HD, NTIP, pool);
+    printf("kernels: attn=%s topk=%s score_labels_f16=%s; cpu level %d; LLC %zu MiB\n",
+           fasa_kernel_name("attn", FASA_CPU_AUTO), fasa_kernel_name("topk_hint", FASA_CPU_AUTO),
+           fasa_kernel_name("score_labels_f16", FASA_CPU_AUTO), fasa_cpu_best_level(),
+           llc_bytes() >> 20);
+
+    /* read bandwidth, same run */
+    size_t bw_n = env_size("BENCH_BW_MB", 1024) * (1u << 20) / sizeof(float);
+    float *bwbuf = xalloc(bw_n * sizeof(float));
+    for (size_t i = 0; i < bw_n; i++)
+        bwbuf[i] = (float)(i & 7);
+    double bw[MAX_LIST];
+    for (size_t i = 0; i < n_th; i++) {
+        bw[i] = read_bandwidth(bwbuf, bw_n, (int)threads[i], 7);
+        printf("read bandwidth, %zu thread(s): %.1f GB/s (median of 7 passes over %zu MiB)\n",
+               threads[i], bw[i], bw_n * sizeof(float) >> 20);
+    }
+    free(bwbuf);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/topk.csv", outdir);
+    FILE *ftk = fopen(path, "w");
+    if (ftk)
+        fprintf(ftk, "t,k,topk_hint_us,topk_us,qsort_us,append_head_ns,append_group_ns,dtype\n");
+
+    printf("\n%7s %-5s %3s %-11s %6s %9s %9s %9s %10s %9s %8s %8s %7s\n", "t", "kv", "thr",
+           "path", "budget", "tip_ms", "topk_ms", "fac_ms", "total_ms", "MB_read", "GB/s",
+           "of_bw", "vs_dense");
+
+    for (int di = 0; di < n_dt; di++)
+        for (size_t ti = 0; ti < n_t; ti++) {
+            const size_t t = ts[ti];
+            const int dt = dtypes[di];
+            setup s;
+            setup_make(&s, t, dt, pool);
+            size_t reps = reps_env ? reps_env : t >= 131072 ? 3 : t >= 65536 ? 5 : 9;
+            if (reps > 64)
+                reps = 64;
+            const double dense_bytes = (double)t * HKV * HD * 2.0 * (double)fasa__dtype_size(dt);
+            float *out = xalloc(HQ * HD * sizeof(float));
+            float *naive_sc = xalloc((size_t)HQ * t * sizeof(float));
+            fasa_view outv;
+            fasa_view_make(&outv, out, FASA_DTYPE_F32, 1, HQ, HD, HQ * HD, HD);
+            size_t bmax = 0;
+            for (size_t b = 0; b < n_b; b++)
+                bmax = budgets[b] > bmax ? budgets[b] : bmax;
+            size_t stride = 0;
+            check(fasa_predict_max_selected((double)bmax, t, &stride), "max_selected", NULL);
+            uint32_t *idx = xalloc((size_t)HQ * stride * sizeof(uint32_t));
+            uint32_t *counts = xalloc(HQ * sizeof(uint32_t));
+            float *scores = xalloc((size_t)HQ * t * sizeof(float));
+
+            for (size_t th = 0; th < n_th; th++) {
+                const int nt = (int)threads[th];
+                fasa_ctx_options o;
+                fasa_ctx_options_default(&o);
+                o.n_threads = nt;
+                fasa_ctx *ctx = NULL;
+                check(fasa_ctx_create(&o, &ctx), "ctx_create", NULL);
+                size_t wd = 0, wp = 0, wa = 0, w;
+                check(fasa_attend_dense_workspace_size(ctx, &s.qv, &s.layers[0].kv,
+                                                       &s.layers[0].vv, &wd),
+                      "dense ws", ctx);
+                for (int m = 0; m < 2; m++) {
+                    check(fasa_predict_workspace_size(ctx, s.profile, &s.qv, t, (fasa_gqa_mode)m, &w),
+                          "predict ws", ctx);
+                    wp = w > wp ? w : wp;
+                    check(fasa_attend_workspace_size(ctx, &s.qv, &s.layers[0].kv, &s.layers[0].vv,
+                                                     (fasa_gqa_mode)m, stride, &w),
+                          "attend ws", ctx);
+                    wa = w > wa ? w : wa;
+                }
+                void *wsd = xalloc(wd), *wsp = xalloc(wp), *wsa = xalloc(wa);
+                double tm[64], tm2[64], tm3[64], tk[8];
+                size_t L = 0;
+#define NEXT_LAYER (&s.layers[(L++) % s.n_layers])
+
+                /* dense */
+                for (size_t r = 0; r <= reps; r++) {
+                    const layer *ly = NEXT_LAYER;
+                    double t0 = now_s();
+                    check(fasa_attend_dense(ctx, &s.qv, &ly->kv, &ly->vv, 0.0f, &outv, NULL, wsd, wd),
+                          "attend_dense", ctx);
+                    if (r > 0)
+                        tm[r - 1] = now_s() - t0;
+                }
+                const double dense_ms = 1e3 * median(tm, reps);
+                row rr;
+                memset(&rr, 0, sizeof rr);
+                rr.t = t;
+                rr.dt = dt;
+                rr.threads = nt;
+                rr.bw = bw[th];
+                rr.path = "dense";
+                rr.total_ms = rr.fac_ms = dense_ms;
+                rr.bytes = dense_bytes;
+                rr.gbps = dense_bytes / (dense_ms * 1e-3) / 1e9;
+                rr.bw_frac = rr.gbps / bw[th];
+                rr.speedup = 1.0;
+                add_row(&rr);
+
+                /* naive */
+                size_t nreps = t >= 65536 ? 1 : 3;
+                for (size_t r = 0; r < nreps; r++) {
+                    const layer *ly = NEXT_LAYER;
+                    double t0 = now_s();
+                    naive_attention(&s, ly, out, naive_sc, nt);
+                    tm[r] = now_s() - t0;
+                }
+                rr.path = "naive";
+                rr.total_ms = rr.fac_ms = 1e3 * median(tm, nreps);
+                rr.gbps = dense_bytes / (rr.total_ms * 1e-3) / 1e9;
+                rr.bw_frac = rr.gbps / bw[th];
+                rr.speedup = dense_ms / rr.total_ms;
+                add_row(&rr);
+
+                for (size_t bi = 0; bi < n_b; bi++) {
+                    const double budget = (double)budgets[bi];
+                    for (int m = 0; m < 2; m++) {
+                        const size_t n_sets = m == FASA_GQA_PER_HEAD ? HQ : HKV;
+                        double sel_rows = 0.0;
+                        for (size_t r = 0; r <= reps; r++) {
+                            layer *ly = NEXT_LAYER;
+                            double t0 = now_s();
+                            check(fasa_predict_cached(ctx, s.profile, 0, (fasa_gqa_mode)m, &s.qv,
+                                                      ly->cache[m], budget, idx, stride, counts,
+                                                      NULL, wsp, wp),
+                                  "predict_cached", ctx);
+                            double t1 = now_s();
+                            check(fasa_attend(ctx, (fasa_gqa_mode)m, &s.qv, &ly->kv, &ly->vv, idx,
+                                              stride, counts, 0.0f, &outv, NULL, wsa, wa),
+                                  "attend", ctx);
+                            double t2 = now_s();
+                            if (r > 0) {
+                                tm[r - 1] = t1 - t0;
+                                tm2[r - 1] = t2 - t1;
+                                tm3[r - 1] = t2 - t0;
+                            }
+                        }
+                        for (size_t j = 0; j < n_sets; j++)
+                            sel_rows += counts[j];
+                        /* top-k share: the library's kernel on this step's
+                         * real scores, summed over sets, one thread */
+                        double topk_ms = 0.0;
+                        if (nt == 1) {
+                            check(fasa_predict_cached(ctx, s.profile, 0, (fasa_gqa_mode)m, &s.qv,
+                                                      s.layers[0].cache[m], budget, idx, stride,
+                                                      counts, scores, wsp, wp),
+                                  "predict_cached(scores)", ctx);
+                            const size_t k = (size_t)budget < t ? (size_t)budget : t;
+                            const fasa__kernels *kern = fasa__kernels_get(FASA_CPU_AUTO);
+                            void *scr = xalloc(fasa__topk_scratch_size(t, k));
+                            for (size_t j = 0; j < n_sets; j++) {
+                                /* steady state: tau from the previous call,
+                                 * as the label cache's memo provides */
+                                float tau = NAN;
+                                kern->topk_hint(scores + j * t, t, k, idx, scr, &tau);
+                                for (int rep = 0; rep < 5; rep++) {
+                                    double t0 = now_s();
+                                    kern->topk_hint(scores + j * t, t, k, idx, scr, &tau);
+                                    tk[rep] = now_s() - t0;
+                                }
+                                topk_ms += 1e3 * median(tk, 5);
+                            }
+                            free(scr);
+                        }
+                        rr.path = m == FASA_GQA_PER_HEAD ? "fasa_head" : "fasa_group";
+                        rr.budget = (size_t)budget;
+                        rr.tip_ms = 1e3 * median(tm, reps);
+                        rr.fac_ms = 1e3 * median(tm2, reps);
+                        rr.total_ms = 1e3 * median(tm3, reps);
+                        rr.topk_ms = nt == 1 ? topk_ms : NAN;
+                        rr.bytes = (double)t * (double)s.label_bytes_tok[m] +
+                                   sel_rows * HD * 2.0 * (double)fasa__dtype_size(dt);
+                        rr.gbps = rr.bytes / (rr.total_ms * 1e-3) / 1e9;
+                        rr.bw_frac = rr.gbps / bw[th];
+                        rr.speedup = dense_ms / rr.total_ms;
+                        add_row(&rr);
+                        rr.budget = 0;
+                        rr.tip_ms = rr.topk_ms = 0.0;
+                    }
+                }
+                free(wsd);
+                free(wsp);
+                free(wsa);
+                fasa_ctx_destroy(ctx);
+            }
+
+            /* top-k alone and label append (one thread) */
+            if (ftk) {
+                size_t wp1 = 0;
+                check(fasa_predict_workspace_size(NULL, s.profile, &s.qv, t, FASA_GQA_PER_HEAD, &wp1),
+                      "predict ws", NULL);
+                void *ws1 = xalloc(wp1);
+                check(fasa_predict_cached(NULL, s.profile, 0, FASA_GQA_PER_HEAD, &s.qv,
+                                          s.layers[0].cache[0], (double)bmax, idx, stride, counts,
+                                          scores, ws1, wp1),
+                      "predict_cached", NULL);
+                free(ws1);
+                double app_h = bench_append(&s, FASA_GQA_PER_HEAD);
+                double app_g = bench_append(&s, FASA_GQA_GROUP_SHARED);
+                for (size_t bi = 0; bi < n_b; bi++) {
+                    size_t k = budgets[bi] < t ? budgets[bi] : t;
+                    double uh, up, uq;
+                    bench_topk(scores, t, k, &uh, &up, &uq);
+                    printf("top-k t=%zu k=%zu (%s): filter+hint %.1f us, filter %.1f us, qsort "
+                           "%.1f us; label append %.1f ns/token (per-head cache), %.1f "
+                           "(group cache)\n",
+                           t, k, dtype_name(dt), uh, up, uq, app_h, app_g);
+                    fprintf(ftk, "%zu,%zu,%.3f,%.3f,%.3f,%.2f,%.2f,%s\n", t, k, uh, up, uq, app_h,
+                            app_g, dtype_name(dt));
+                }
+            }
+            free(out);
+            free(naive_sc);
+            free(idx);
+            free(counts);
+            free(scores);
+            setup_free(&s);
+        }
+    if (ftk)
+        fclose(ftk);
+
+    snprintf(path, sizeof path, "%s/results.csv", outdir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "bench: cannot write %s\n", path);
+        return 1;
+    }
+    fprintf(f, "t,kv_dtype,threads,path,budget,tip_ms,topk_ms,fac_ms,total_ms,bytes,gbps,"
+               "read_bw_gbps,frac_of_bw,speedup_vs_dense\n");
+    for (size_t i = 0; i < n_rows; i++) {
+        const row *r = &rows[i];
+        fprintf(f, "%zu,%s,%d,%s,%zu,%.4f,%.4f,%.4f,%.4f,%.0f,%.3f,%.3f,%.4f,%.3f\n", r->t,
+                dtype_name(r->dt), r->threads, r->path, r->budget, r->tip_ms, r->topk_ms,
+                r->fac_ms, r->total_ms, r->bytes, r->gbps, r->bw, r->bw_frac, r->speedup);
+    }
+    fclose(f);
+    printf("\nwrote %s and %s/topk.csv\n", path, outdir);
+    return 0;
+}

@@ -1,0 +1,23 @@
+# tests/bench/bench.mk - `make bench` (never part of `make check`).
+#
+#   make bench                          full sweep (< 10 min on 2 cores)
+#   make bench BENCH_QUICK=1            t = 4k, 16k; f16; 1 thread
+#   make bench BENCH_THREADS=1,2,4,8,16 BENCH_T=65536 BENCH_DTYPES=f16
+#   make bench BENCH_SVG=docs/bench-time-vs-t.svg   refresh the doc plot
+#
+# Results: $(BUILD)/bench/results.csv, topk.csv, results.md and the SVG plot
+# (time per step vs t, dense and FASA) written by tests/bench/plot.py.
+
+BENCH_DIR := $(BUILD)/bench
+BENCH_BIN := $(BENCH_DIR)/bench
+BENCH_SVG ?= $(BENCH_DIR)/bench-time-vs-t.svg
+
+$(BENCH_BIN): tests/bench/bench.c $(STATIC) include/fasa.h $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+bench: $(BENCH_BIN)
+	BENCH_OUT=$(BENCH_DIR) ./$(BENCH_BIN) | tee $(BENCH_DIR)/bench.txt
+	$(PYTHON) tests/bench/plot.py $(BENCH_DIR) $(BENCH_SVG)
+
+.PHONY: bench
