@@ -24,7 +24,7 @@ from .ops import (Selection, attend, attend_dense, decode_step, max_selected, pr
                   predict_cached)
 from .profile import (GROUP_SHARED, PAIRS_ADJACENT, PAIRS_HALF, PAIRS_INTERLEAVED, PER_HEAD,
                       Calibrator, Info, Profile, Shape, select_defaults)
-from .views import DTYPE_BF16, DTYPE_F16, DTYPE_F32, as_view
+from .views import DTYPE_BF16, DTYPE_F16, DTYPE_F32, as_view, validate_view
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -74,7 +74,7 @@ __all__ = [
     "BINDINGS_VERSION", "Context", "FasaError", "Status", "status_name", "status_string",
     "LabelCache", "Selection", "attend", "attend_dense", "decode_step", "max_selected",
     "predict", "predict_cached", "Calibrator", "Info", "Profile", "Shape", "select_defaults",
-    "as_view", "version", "version_number", "library_path", "cpu_features", "cpu_best_level",
+    "as_view", "validate_view", "version", "version_number", "library_path", "cpu_features", "cpu_best_level",
     "kernel_name", "CPU_AUTO", "CPU_SCALAR", "CPU_AVX2", "CPU_AVX512", "CPU_AVX512_BF16",
     "CPU_NEON", "PER_HEAD", "GROUP_SHARED", "PAIRS_INTERLEAVED", "PAIRS_HALF",
     "PAIRS_ADJACENT", "DTYPE_F32", "DTYPE_F16", "DTYPE_BF16",

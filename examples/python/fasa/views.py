@@ -10,7 +10,9 @@ import ctypes
 
 import numpy as np
 
-from ._lib import View
+from ._lib import View, lib
+from . import context as _context
+from .errors import check
 
 DTYPE_F32 = 0
 DTYPE_F16 = 1
@@ -137,3 +139,11 @@ def input_view(arr, dtype, name):
     if isinstance(arr, np.ndarray) and arr.dtype in (np.uint16, np.int16):
         return as_view(arr, dtype, name)
     return as_view(arr, None, name)
+
+
+def validate_view(arr, dtype=None, ctx=None):
+    """Run fasa_view_validate on the view of arr (strides, overlap, extent);
+    raises FasaError with the library's message when libfasa rejects it."""
+    ctx = _context.resolve(ctx)
+    view = as_view(arr, dtype)
+    check(lib.fasa_view_validate(ctx, ctypes.byref(view)), ctx, "fasa_view_validate")

@@ -3,6 +3,8 @@ import os
 import threading
 import unittest
 
+import numpy as np
+
 import fasa_ref  # noqa: F401  (puts the package on sys.path)
 import fasa
 
@@ -41,6 +43,37 @@ class TestBasics(unittest.TestCase):
         if level >= fasa.CPU_AVX2 and level != fasa.CPU_NEON:
             self.assertIn("avx2", feats)
         self.assertIsNone(fasa.kernel_name("no_such_op"))
+
+    def test_struct_layouts_match_c(self):
+        # the C setters write sizeof(struct) into struct_size: the ctypes
+        # declarations must have the same size and field offsets
+        import ctypes
+        from fasa import _lib
+        buf = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+        v = _lib.View()
+        self.assertEqual(_lib.lib.fasa_view_make(ctypes.byref(v), buf.ctypes.data, 1, 2, 3, 4,
+                                                 12, 4), 0)
+        self.assertEqual(v.struct_size, ctypes.sizeof(_lib.View))
+        self.assertEqual((v.data, v.dtype, v.kind, v.n_tokens, v.n_heads, v.head_dim,
+                          v.token_stride, v.head_stride),
+                         (buf.ctypes.data, 1, 0, 2, 3, 4, 12, 4))
+        o = _lib.CtxOptions()
+        _lib.lib.fasa_ctx_options_default(ctypes.byref(o))
+        self.assertEqual((o.struct_size, o.n_threads, o.cpu_level),
+                         (ctypes.sizeof(_lib.CtxOptions), 1, fasa.CPU_AUTO))
+        s = _lib.SelectOptions()
+        _lib.lib.fasa_select_options_default(ctypes.byref(s))
+        self.assertEqual(s.struct_size, ctypes.sizeof(_lib.SelectOptions))
+        self.assertEqual(s.n_fc, 16)  # the paper's N_tip, as documented in fasa.h
+        self.assertAlmostEqual(s.threshold_ratio, 0.8, places=6)
+
+    def test_validate_view(self):
+        a = np.zeros((4, 2, 8), np.float32)
+        fasa.validate_view(a)
+        with self.assertRaises(fasa.FasaError) as cm:
+            fasa.validate_view(np.broadcast_to(a[:1], a.shape))
+        self.assertEqual(cm.exception.name, "FASA_ERR_BAD_STRIDE")
+        self.assertTrue(cm.exception.message)
 
     def test_context(self):
         ctx = fasa.Context(threads=1, cpu_level=fasa.CPU_SCALAR)

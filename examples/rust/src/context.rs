@@ -141,6 +141,12 @@ impl Context {
         })
     }
 
+    /// fasa_view_validate: strides, row overlap and extent as libfasa sees them.
+    pub fn validate<T: Element>(&mut self, view: &View<T>) -> Result<()> {
+        let ctx = self.as_ptr();
+        self.status(unsafe { ffi::fasa_view_validate(ctx, view.as_raw()) })
+    }
+
     /// TIP over the t = k.tokens cached keys with the dominant FCs of
     /// `layer`: the top-n tokens per set (ties: lower index).
     /// q: [n_q][Hq][d], the last n_q tokens; k: [t][Hkv][d].

@@ -306,3 +306,34 @@ fn thread_traits_follow_the_c_contract() {
     send::<Calibrator>();
     // Context, LabelCache and Calibrator are !Sync: see the compile_fail doc tests in lib.rs
 }
+
+#[test]
+fn struct_layouts_match_c() {
+    use std::mem::size_of;
+    let data = vec![0f32; 24];
+    let mut v = std::mem::MaybeUninit::<ffi::fasa_view>::zeroed();
+    let st = unsafe { ffi::fasa_view_make(v.as_mut_ptr(), data.as_ptr() as *const _, ffi::FASA_DTYPE_F16, 2, 3, 4, 12, 4) };
+    assert_eq!(st, ffi::FASA_OK);
+    let v = unsafe { v.assume_init() };
+    assert_eq!(v.struct_size, size_of::<ffi::fasa_view>());
+    assert_eq!((v.data as usize, v.dtype, v.kind, v.n_tokens, v.n_heads, v.head_dim, v.token_stride, v.head_stride),
+               (data.as_ptr() as usize, ffi::FASA_DTYPE_F16, 0, 2, 3, 4, 12, 4));
+    let mut o = ffi::fasa_ctx_options { struct_size: 0, n_threads: -5, cpu_level: -5 };
+    unsafe { ffi::fasa_ctx_options_default(&mut o) };
+    assert_eq!((o.struct_size, o.n_threads, o.cpu_level), (size_of::<ffi::fasa_ctx_options>(), 1, ffi::FASA_CPU_AUTO));
+    let mut s = ffi::fasa_select_options::default();
+    unsafe { ffi::fasa_select_options_default(&mut s) };
+    assert_eq!(s.struct_size, size_of::<ffi::fasa_select_options>());
+    assert_eq!(s.n_fc, 16);
+}
+
+#[test]
+fn validate_reports_overlap() {
+    let data = vec![0f32; 64];
+    let mut ctx = Context::new().unwrap();
+    ctx.validate(&View::contiguous(&data, 4, 2, 8).unwrap()).unwrap();
+    let s = Shape { tokens: 4, heads: 2, head_dim: 8, token_stride: 4, head_stride: 8 };
+    let err = ctx.validate(&View::new(&data, s).unwrap()).unwrap_err();
+    assert_eq!(err.name, "FASA_ERR_BAD_STRIDE");
+    assert_eq!(err.message, ctx.last_error());
+}
