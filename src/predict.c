@@ -4,6 +4,7 @@
  */
 #include "internal.h"
 #include "predict.h"
+#include "threading.h"
 
 /* ------------------------------------------------------------ workspace */
 
@@ -250,24 +251,30 @@ void fasa__predict_select(const fasa__predict_plan *plan, const fasa__kernels *k
 
 /* ------------------------------------------------------------ execution */
 
-/* The execution loop over (query, set) work items. Single-threaded: every
- * item uses scratch slot 0. */
+/* The execution loop over (query, set) work items on plan->workers OpenMP
+ * threads, one scratch slot each. An item scores its whole row and selects
+ * from it, so the result does not depend on the thread count. Items are
+ * whole sets rather than (set, token chunk): chunked scoring would need a
+ * shared [sets][t] score buffer in the workspace, and fasa_predict_cached is
+ * the fast path anyway. */
 static void predict_run(const fasa__predict_plan *plan, const fasa__kernels *kern,
                         const fasa_view *q, const fasa_view *k, uint32_t *indices,
                         uint32_t *counts, float *scores, void *workspace)
 {
-    fasa__predict_scratch sc;
-    fasa__predict_carve(plan, workspace, 0, &sc);
     fasa__score_dims_fn score = kern->score_dims[k->dtype];
-    for (size_t i = 0; i < plan->n_q; i++) {
+    const size_t items = plan->n_q * plan->n_sets;
+    const int nt = (int)plan->workers;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (size_t it = 0; it < items; it++) {
+        fasa__predict_scratch sc;
+        fasa__predict_carve(plan, workspace, (size_t)fasa__thread_id(), &sc);
+        size_t i = it / plan->n_sets, s = it % plan->n_sets;
         size_t t_i = fasa__predict_t_i(plan, i);
-        for (size_t s = 0; s < plan->n_sets; s++) {
-            size_t kv = plan->mode == FASA_GQA_PER_HEAD ? s / plan->group : s;
-            size_t n_dims = fasa__predict_weights(plan, q, i, s, sc.dims, sc.weights);
-            score(fasa__row(k, 0, kv), k->token_stride, t_i, sc.dims, n_dims, sc.weights,
-                  sc.scores);
-            fasa__predict_select(plan, kern, i, s, sc.scores, indices, counts, scores, sc.topk);
-        }
+        size_t kv = plan->mode == FASA_GQA_PER_HEAD ? s / plan->group : s;
+        size_t n_dims = fasa__predict_weights(plan, q, i, s, sc.dims, sc.weights);
+        score(fasa__row(k, 0, kv), k->token_stride, t_i, sc.dims, n_dims, sc.weights, sc.scores);
+        fasa__predict_select(plan, kern, i, s, sc.scores, indices, counts, scores, sc.topk);
     }
 }
 

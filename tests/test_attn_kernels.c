@@ -478,8 +478,80 @@ static void check_threads_case(size_t n_q, size_t t, size_t hq, size_t hkv, size
     test_tensor_free(&out);
 }
 
+/* fasa_predict with 1..4 threads: identical indices, counts and scores. */
+static void check_predict_threads(void)
+{
+    const size_t hq = 8, hkv = 2, d = 64, t = 3000, n_q = 2, n_fc = 8;
+    fasa_model_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.struct_size = sizeof sh;
+    sh.n_layers = 1;
+    sh.n_q_heads = hq;
+    sh.n_kv_heads = hkv;
+    sh.head_dim = d;
+    sh.pair_layout = FASA_PAIRS_HALF;
+    uint32_t *fcs = test_random_fcs(1, hq, n_fc, d);
+    fasa_profile *prof = NULL;
+    if (!CHECK_STATUS(fasa_profile_create(&sh, fcs, n_fc, NULL, &prof), FASA_OK)) {
+        free(fcs);
+        return;
+    }
+    test_tensor q, k;
+    test_tensor_make(&q, FASA_DTYPE_F32, n_q, hq, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&k, FASA_DTYPE_F16, t, hkv, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_randn(&q, 1.0);
+    test_tensor_randn(&k, 1.0);
+    for (int mode = 0; mode < 2; mode++) {
+        size_t n_sets = mode == FASA_GQA_PER_HEAD ? hq : hkv, stride = 0;
+        fasa_predict_max_selected(300.0, t, &stride);
+        size_t ni = n_q * n_sets * stride, ns = n_q * n_sets * t;
+        uint32_t *idx = test_xmalloc(ni * 4), *idx1 = test_xmalloc(ni * 4);
+        uint32_t *cnt = test_xmalloc(n_q * n_sets * 4), *cnt1 = test_xmalloc(n_q * n_sets * 4);
+        float *sc = test_xmalloc(ns * 4), *sc1 = test_xmalloc(ns * 4);
+        int same = 1;
+        for (int nt = 1; nt <= 4; nt++) {
+            fasa_ctx_options o;
+            fasa_ctx_options_default(&o);
+            o.n_threads = nt;
+            fasa_ctx *ctx = NULL;
+            if (!CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK))
+                break;
+            size_t ws = 0;
+            CHECK_STATUS(fasa_predict_workspace_size(ctx, prof, &q.view, t, (fasa_gqa_mode)mode, &ws),
+                         FASA_OK);
+            void *w = test_xmalloc(ws);
+            memset(idx, 0, ni * 4);
+            fasa_status st = fasa_predict(ctx, prof, 0, (fasa_gqa_mode)mode, &q.view, &k.view, 300.0,
+                                          idx, stride, cnt, sc, w, ws);
+            CHECKF(st == FASA_OK, "predict threads %d: %s", nt, fasa_ctx_last_error(ctx));
+            if (nt == 1) {
+                memcpy(idx1, idx, ni * 4);
+                memcpy(cnt1, cnt, n_q * n_sets * 4);
+                memcpy(sc1, sc, ns * 4);
+            } else {
+                same &= memcmp(idx1, idx, ni * 4) == 0 && memcmp(cnt1, cnt, n_q * n_sets * 4) == 0 &&
+                        memcmp(sc1, sc, ns * 4) == 0;
+            }
+            free(w);
+            fasa_ctx_destroy(ctx);
+        }
+        CHECKF(same, "fasa_predict mode %d: results differ between thread counts", mode);
+        free(idx);
+        free(idx1);
+        free(cnt);
+        free(cnt1);
+        free(sc);
+        free(sc1);
+    }
+    test_tensor_free(&q);
+    test_tensor_free(&k);
+    fasa_profile_destroy(prof);
+    free(fcs);
+}
+
 static void check_threads(void)
 {
+    check_predict_threads();
     check_threads_case(1, 5000, 8, 2, 64, -1, 0, FASA_DTYPE_F32);                /* split-KV */
     check_threads_case(1, 3000, 8, 2, 64, -1, 0, FASA_DTYPE_F16);
     check_threads_case(1, 700, 8, 2, 64, -1, 0, FASA_DTYPE_F32);                 /* one chunk */
