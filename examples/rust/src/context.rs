@@ -33,7 +33,7 @@ impl Selection {
                       indices: Vec<u32>, counts: Vec<u32>) -> Result<Selection> {
         let sets = n_q.checked_mul(n_sets);
         let need = sets.and_then(|s| s.checked_mul(index_stride));
-        if sets != Some(counts.len()) || need.map_or(true, |n| indices.len() < n) {
+        if sets != Some(counts.len()) || need.is_none_or(|n| indices.len() < n) {
             return Err(FasaError::new(ffi::FASA_ERR_BUFFER_TOO_SMALL,
                 "selection: indices must hold n_q*n_sets*index_stride and counts n_q*n_sets"));
         }
@@ -150,6 +150,7 @@ impl Context {
     /// TIP over the t = k.tokens cached keys with the dominant FCs of
     /// `layer`: the top-n tokens per set (ties: lower index).
     /// q: [n_q][Hq][d], the last n_q tokens; k: [t][Hkv][d].
+    #[allow(clippy::too_many_arguments)]
     pub fn predict<Q: Element, K: Element>(&mut self, profile: &Profile, layer: usize, mode: GqaMode,
                                            q: &View<Q>, k: &View<K>, budget: f64, scores: bool)
                                            -> Result<Selection> {

@@ -55,6 +55,7 @@ pub fn at(a: &[f32], heads: usize, dim: usize, t: usize, h: usize, i: usize) -> 
 
 /// Softmax attention of query row q over token set `idx` of KV head g.
 /// Returns (out [dv], lse).
+#[allow(clippy::too_many_arguments)]
 pub fn attend_row(q: &[f64], k: &[f32], v: &[f32], hkv: usize, d: usize, dv: usize, g: usize,
                   idx: &[u32], scale: f64) -> (Vec<f64>, f64) {
     if idx.is_empty() {
