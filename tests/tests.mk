@@ -2,6 +2,7 @@
 # Included by the top-level Makefile. See docs/testing.md.
 #
 #   make check-unit             every tests/test_*.c program (TESTS=... to pick)
+#   make check-scalar           accuracy tests again with FASA_CPU=scalar
 #   make check-asan             the same under ASan+UBSan (build/asan, -O1)
 #   make asan | ubsan | tsan    standalone sanitizer runs
 #   make check-cxx              fasa.h compiles as C++11 and as pedantic C11
@@ -49,7 +50,7 @@ check-unit: $(STATIC) $(TEST_COMMON)
 	        fail=$$((fail+1)); failed="$$failed $$t"; \
 	    fi; \
 	done; \
-	echo "check-unit$(if $(SAN), [$(SAN)],): $$pass passed, $$fail failed$${failed:+ (failed:$$failed)}"; \
+	echo "check-unit$(if $(SAN), [$(SAN)],)$(if $(FASA_CPU), [FASA_CPU=$(FASA_CPU)],): $$pass passed, $$fail failed$${failed:+ (failed:$$failed)}"; \
 	test $$fail -eq 0
 
 # OpenMP runtimes are not sanitizer-instrumented (false reports), so the
@@ -70,6 +71,11 @@ tsan:
 	@$(SAN_ENV) $(MAKE) --no-print-directory BUILD=build/tsan SAN=thread \
 	    OPT=-O1 OPENMP=0 TESTS="$(TSAN_TESTS)" check-unit
 
+# The accuracy suite again on the portable scalar kernels only.
+SCALAR_TESTS ?= test_api_basic test_predict test_attend test_decode_step test_guard
+check-scalar:
+	@FASA_CPU=scalar $(MAKE) --no-print-directory TESTS="$(SCALAR_TESTS)" check-unit
+
 # The header alone, as C++11 (linked and run, so extern "C" is proven) and
 # as pedantic C11.
 CXX_HDR_FLAGS := -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude
@@ -80,5 +86,5 @@ check-cxx: $(STATIC)
 	$(CC) $(C_HDR_FLAGS) -x c -c tests/test_header_cxx.cpp -o $(TEST_DIR)/header_c.o
 	@./$(TEST_DIR)/header_cxx && echo "check-cxx: fasa.h builds as C++11 and C11: 1 passed, 0 failed"
 
-CHECK_TARGETS += check-cxx check-unit check-asan
-.PHONY: check-unit check-asan asan ubsan tsan check-cxx
+CHECK_TARGETS += check-cxx check-unit check-scalar check-asan
+.PHONY: check-unit check-scalar check-asan asan ubsan tsan check-cxx
