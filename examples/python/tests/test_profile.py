@@ -8,6 +8,7 @@ import numpy as np
 
 import fasa_ref as ref
 import fasa
+import profile_format
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -142,6 +143,55 @@ class TestProfile(unittest.TestCase):
             back = fasa.Profile.load(path)  # read by the C library
         self._same(prof, back)
         self.assertEqual(back.to_bytes(), data)
+
+    def test_c_file_parsed_by_python(self):
+        # the C writer against an independent Python reader of the format doc
+        _, _, prof = self._calibrate()
+        prof.set_dense(1)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "c.fasa")
+            prof.save(path)
+            with open(path, "rb") as f:
+                parsed = profile_format.parse(f.read())
+        self.assertEqual(parsed["shape"], tuple(prof.shape))
+        np.testing.assert_array_equal(parsed["k_values"], prof.k_values)
+        self.assertEqual(list(parsed["layer_steps"]), [prof.info.n_steps] * 2)
+        self.assertEqual(list(parsed["dense"]), [int(prof.is_dense(l)) for l in range(2)])
+        self.assertEqual(parsed["selection_k"], prof.info.selection_k)
+        for layer in range(2):
+            for ki in range(2):
+                np.testing.assert_array_equal(parsed["agreement"][layer, ki],
+                                              prof.agreement(layer, ki))
+            for h in range(4):
+                np.testing.assert_array_equal(parsed["fcs"][layer * 4 + h], prof.fcs(layer, h))
+            for g in range(2):
+                np.testing.assert_array_equal(parsed["group_fcs"][layer * 2 + g],
+                                              prof.fcs(layer, g, fasa.GROUP_SHARED))
+
+    def test_python_written_file_loaded_by_c(self):
+        # a file made from scratch in Python, loaded by the C library
+        rng = np.random.default_rng(3)
+        agreement = rng.random((2, 1, 2, 4)).astype(np.float32)
+        fcs = [[3, 0], [1, 2], [2], [0, 1]]
+        groups = [[0, 3], [1, 2]]
+        data = profile_format.build((2, 2, 1, 8, fasa.PAIRS_HALF), fcs, groups, [0, 1],
+                                    k_values=[64], layer_steps=[5, 7], agreement=agreement,
+                                    selection_k=64)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "py.fasa")
+            with open(path, "wb") as f:
+                f.write(data)
+            prof = fasa.Profile.load(path)
+        self.assertEqual(prof.shape, fasa.Shape(2, 2, 1, 8, fasa.PAIRS_HALF))
+        self.assertEqual(prof.dense_layers, [1])
+        np.testing.assert_array_equal(prof.k_values, [64])
+        self.assertEqual((prof.info.n_steps, prof.info.selection_k, prof.info.max_fc), (7, 64, 2))
+        for layer in range(2):
+            np.testing.assert_array_equal(prof.agreement(layer, 0), agreement[layer, 0])
+            for h in range(2):
+                np.testing.assert_array_equal(prof.fcs(layer, h), sorted(fcs[layer * 2 + h]))
+            np.testing.assert_array_equal(prof.fcs(layer, 0, fasa.GROUP_SHARED), groups[layer])
+        self.assertEqual(prof.to_bytes(), data)  # the C writer gives the same bytes back
 
     def test_bad_files(self):
         prof = fasa.Profile.from_fcs(np.array([[[0, 3]]]), 1, 8)
