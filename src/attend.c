@@ -490,10 +490,12 @@ static void attend_run(const attend_plan *p, const fasa__kernels *kern, const fa
     {
         attend_scratch sc;
         attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
+        /* chunk-major order: threads working at the same time read nearby
+         * tokens of the interleaved cache (DRAM page locality) */
 #pragma omp for schedule(dynamic, 1)
         for (size_t it = 0; it < nsets * nch; it++) {
             attend_set st;
-            size_t s = it / nch, c = it % nch;
+            size_t s = it % nsets, c = it / nsets;
             attend_set_of(p, 0, s, &st);
             if (c * FASA_KV_CHUNK >= st.len)
                 continue;
