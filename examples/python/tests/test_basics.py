@@ -22,6 +22,28 @@ class TestBasics(unittest.TestCase):
             self.assertEqual(path, os.environ["FASA_LIBRARY"])
         self.assertIn("fasa", os.path.basename(path))
 
+    def test_library_lookup_order(self):
+        import subprocess
+        import sys
+        from fasa import _lib
+        pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, FASA_LIBRARY="/nonexistent/libfasa.so", PYTHONPATH=pkg)
+        r = subprocess.run([sys.executable, "-c", "import fasa"], env=env, capture_output=True,
+                           text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("/nonexistent/libfasa.so", r.stderr)  # $FASA_LIBRARY wins
+        saved = os.environ.pop("FASA_LIBRARY", None)
+        try:
+            repo_lib = os.path.join(os.path.dirname(os.path.dirname(pkg)), "build", "libfasa.so")
+            want = repo_lib if os.path.exists(repo_lib) else None
+            if want:
+                self.assertEqual(_lib.find_library(), want)
+            else:
+                self.assertNotEqual(_lib.find_library(), repo_lib)
+        finally:
+            if saved is not None:
+                os.environ["FASA_LIBRARY"] = saved
+
     def test_status_names(self):
         for status in fasa.Status:
             self.assertEqual(fasa.status_name(status), "FASA_" + status.name)
