@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "matmul.h"
 
 #define QUEST_PAGE 16
 #define STREAM_SINKS 8
@@ -285,11 +286,16 @@ int method_attend(void *user, int layer, const float *q, const llama_kv *kv, flo
         for (size_t h = 0; h < Hq; h++) {
             size_t g = h / G;
             const float *qh = q + h * hd;
-            for (size_t j = 0; j < t; j++) {
-                float s = 0;
-                for (size_t i = 0; i < hd; i++)
-                    s += qh[i] * kv_get(kv, kv->k[layer], (j * Hkv + g) * hd + i);
-                me->scores[j] = s;
+            if (kv->dtype == FASA_DTYPE_F32) {
+                mm_gemm_ld(qh, 1, hd, (const float *)kv->k[layer] + g * hd, Hkv * hd, t,
+                           me->scores, 1);
+            } else {
+                for (size_t j = 0; j < t; j++) {
+                    float s = 0;
+                    for (size_t i = 0; i < hd; i++)
+                        s += qh[i] * kv_get(kv, kv->k[layer], (j * Hkv + g) * hd + i);
+                    me->scores[j] = s;
+                }
             }
             topk_ascending(me->scores, t, n, me->indices + h * me->index_stride, me->fscratch);
             me->counts[h] = (uint32_t)n;

@@ -23,6 +23,8 @@ typedef struct opts {
     unsigned n_fc, budget_hint;
     size_t selfcal_steps;
     int quiet;
+    int bos;
+    int layout;          /* calibrate: -1 = the model's own pair layout          */
 } opts;
 
 /* Token windows of the data file. */

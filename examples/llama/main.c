@@ -22,13 +22,16 @@ static const char *usage =
     "modes:\n"
     "  generate   --window W --prompt-len N | --tokens-file F; --n N [--temp T --seed S]\n"
     "             [--method full|fasa --budget B --profile P] [--out FILE (uint16 tokens)]\n"
+    "             [--bos ID: first token when there is no prompt, default 0]\n"
     "  ppl        --windows LIST --prefill P [--decode N] --methods LIST [--profile P]\n"
     "             [--profile-adj P] [--seed S] [--selfcal-steps 64]\n"
     "             methods: full, oracle:B, fasa:B, fasa-gs:B, fasa-adj:B, random:B,\n"
     "             stream:B, quest:B, selfcal:B, selfcal-gs:B\n"
     "  calibrate  --windows 0-3 [--start 2048 --stride 16] --out P [--adjacent-out P]\n"
+    "             [--tokens N: only the first N tokens of each window (tests)]\n"
+    "             [--layout half|adjacent|interleaved (default: the model's)]\n"
     "             [--split-out A,B] [--n-fc N] [--budget-hint B]\n"
-    "  dump       --window W --out DIR [--layers all|0,3]\n"
+    "  dump       --window W --out DIR [--layers all|0,3] [--tokens N (prefix, tests)]\n"
     "  logits     --window W --tokens N --out FILE.npy\n"
     "  agreement  --profile P --windows LIST [--start --stride] [--profile-a A --profile-b B]\n"
     "  speed      --window W --steps S --budget B --profile P\n"
@@ -199,8 +202,9 @@ static int mode_dump(const opts *o, const llama_model *m)
         data_free(&d);
         return 2;
     }
-    size_t T = d.window_len, Hq = (size_t)c->n_heads, Hkv = (size_t)c->n_kv_heads,
-           hd = (size_t)c->head_dim;
+    /* The calibration tool expects whole windows; --tokens is for tests. */
+    size_t T = o->n_tokens && o->n_tokens < d.window_len ? o->n_tokens : d.window_len;
+    size_t Hq = (size_t)c->n_heads, Hkv = (size_t)c->n_kv_heads, hd = (size_t)c->head_dim;
     dump_obs ob = {calloc((size_t)c->n_layers, sizeof(float *)), Hq * hd};
     for (int i = 0; i < n_sel; i++) {
         if (sel[i] >= c->n_layers) {
@@ -385,9 +389,11 @@ static int mode_generate(const opts *o, const llama_model *m)
         prompt = malloc(n_prompt * sizeof *prompt);
         memcpy(prompt, w, n_prompt * sizeof *prompt);
         data_free(&d);
-    } else { /* no prompt: start from token 0 (document separator / BOS) */
+    } else { /* no prompt: start from --bos (default 0, llama-28m's separator) */
         n_prompt = 1;
         prompt = calloc(1, sizeof *prompt);
+        if (prompt)
+            prompt[0] = (uint16_t)o->bos;
     }
     size_t n_gen = o->n_gen ? o->n_gen : 64;
     if (n_prompt + n_gen > (size_t)c->max_seq)
@@ -542,6 +548,7 @@ int main(int argc, char **argv)
     o.stride = 16;
     o.selfcal_steps = 64;
     o.budget = 256;
+    o.layout = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && v && (i++, 1))
@@ -558,6 +565,15 @@ int main(int argc, char **argv)
         else if (OPT("--adjacent-out")) o.out_adj = v;
         else if (OPT("--split-out")) o.out_split = v;
         else if (OPT("--layers")) o.layers = v;
+        else if (OPT("--layout")) {
+            o.layout = !strcmp(v, "half") ? FASA_PAIRS_HALF
+                     : !strcmp(v, "adjacent") ? FASA_PAIRS_ADJACENT
+                     : !strcmp(v, "interleaved") ? FASA_PAIRS_INTERLEAVED : -2;
+            if (o.layout == -2) {
+                fprintf(stderr, "llama: --layout half|adjacent|interleaved\n");
+                return 2;
+            }
+        }
         else if (OPT("--threads")) o.threads = atoi(v);
         else if (OPT("--kv")) o.kv_dtype = !strcmp(v, "f16") ? FASA_DTYPE_F16 : FASA_DTYPE_F32;
         else if (OPT("--windows")) {
@@ -574,6 +590,7 @@ int main(int argc, char **argv)
         else if (OPT("--stride")) o.stride = (size_t)atol(v);
         else if (OPT("--steps")) o.steps = (size_t)atol(v);
         else if (OPT("--n")) o.n_gen = (size_t)atol(v);
+        else if (OPT("--bos")) o.bos = atoi(v);
         else if (OPT("--tokens")) o.n_tokens = (size_t)atol(v);
         else if (OPT("--temp")) o.temp = atof(v);
         else if (OPT("--budget")) o.budget = atof(v);

@@ -33,12 +33,12 @@ static float dot_generic(const float *x, const float *w, size_t K)
     return s;
 }
 
-static void block_generic(const float *x, size_t M, size_t K, const float *w, size_t n0,
-                          size_t n1, float *y, size_t N)
+static void block_generic(const float *x, size_t M, size_t K, const float *w, size_t ldw,
+                          size_t n0, size_t n1, float *y, size_t N)
 {
     for (size_t m = 0; m < M; m++)
         for (size_t n = n0; n < n1; n++)
-            y[m * N + n] = dot_generic(x + m * K, w + n * K, K);
+            y[m * N + n] = dot_generic(x + m * K, w + n * ldw, K);
 }
 
 #if MM_X86
@@ -56,17 +56,17 @@ __attribute__((target("avx2,fma"))) static float hsum_avx(__m256 v, const float 
 /* 2 x rows times 4 weight rows per pass: 8 accumulators + 6 loads fit the
  * 16 ymm registers. Missing rows/columns alias valid ones and are not stored. */
 __attribute__((target("avx2,fma"))) static void block_avx2(const float *x, size_t M, size_t K,
-                                                           const float *w, size_t n0, size_t n1,
-                                                           float *y, size_t N)
+                                                           const float *w, size_t ldw, size_t n0,
+                                                           size_t n1, float *y, size_t N)
 {
     size_t K8 = K & ~(size_t)7;
     for (size_t m = 0; m < M; m += 2) {
         const float *x0 = x + m * K, *x1 = (m + 1 < M) ? x0 + K : x0;
         for (size_t n = n0; n < n1; n += 4) {
-            const float *w0 = w + n * K;
-            const float *w1 = (n + 1 < n1) ? w0 + K : w0;
-            const float *w2 = (n + 2 < n1) ? w0 + 2 * K : w0;
-            const float *w3 = (n + 3 < n1) ? w0 + 3 * K : w0;
+            const float *w0 = w + n * ldw;
+            const float *w1 = (n + 1 < n1) ? w0 + ldw : w0;
+            const float *w2 = (n + 2 < n1) ? w0 + 2 * ldw : w0;
+            const float *w3 = (n + 3 < n1) ? w0 + 3 * ldw : w0;
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
             __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
             for (size_t k = 0; k < K8; k += 8) {
@@ -123,6 +123,12 @@ const char *mm_kernel_name(void)
 void mm_gemm(const float *x, size_t M, size_t K, const float *w, size_t N, float *y,
              int n_threads)
 {
+    mm_gemm_ld(x, M, K, w, K, N, y, n_threads);
+}
+
+void mm_gemm_ld(const float *x, size_t M, size_t K, const float *w, size_t ldw, size_t N,
+                float *y, int n_threads)
+{
     long n_blocks = (long)((N + NB - 1) / NB);
 #if MM_X86
     int avx = have_avx2();
@@ -134,10 +140,10 @@ void mm_gemm(const float *x, size_t M, size_t K, const float *w, size_t N, float
         size_t n0 = (size_t)b * NB, n1 = n0 + NB < N ? n0 + NB : N;
 #if MM_X86
         if (avx) {
-            block_avx2(x, M, K, w, n0, n1, y, N);
+            block_avx2(x, M, K, w, ldw, n0, n1, y, N);
             continue;
         }
 #endif
-        block_generic(x, M, K, w, n0, n1, y, N);
+        block_generic(x, M, K, w, ldw, n0, n1, y, N);
     }
 }

@@ -14,6 +14,10 @@
 void mm_gemm(const float *x, size_t M, size_t K, const float *w, size_t N, float *y,
              int n_threads);
 
+/* Same with weight rows ldw floats apart (e.g. one head of a KV cache). */
+void mm_gemm_ld(const float *x, size_t M, size_t K, const float *w, size_t ldw, size_t N,
+                float *y, int n_threads);
+
 /* Name of the kernel in use ("avx2-fma" or "generic"). */
 const char *mm_kernel_name(void);
 

@@ -121,7 +121,8 @@ int mode_calibrate(const opts *o, const llama_model *m)
         fprintf(stderr, "llama calibrate: --windows and --out required\n");
         return 2;
     }
-    if (o->out_adj && m->c.pair_layout != FASA_PAIRS_HALF) {
+    int layout = o->layout >= 0 ? o->layout : m->c.pair_layout;
+    if ((o->out_adj || layout == FASA_PAIRS_ADJACENT) && m->c.pair_layout != FASA_PAIRS_HALF) {
         fprintf(stderr, "llama calibrate: --adjacent-out needs a rotate-half model\n");
         return 2;
     }
@@ -138,7 +139,8 @@ int mode_calibrate(const opts *o, const llama_model *m)
     token_data d;
     if (data_load(&d, o, m))
         return 1;
-    size_t T = d.window_len;
+    /* --tokens limits the prefix of each window (quick tests). */
+    size_t T = o->n_tokens && o->n_tokens < d.window_len ? o->n_tokens : d.window_len;
     llama_runtime rt;
     llama_kv kv;
     q_capture cap;
@@ -152,10 +154,10 @@ int mode_calibrate(const opts *o, const llama_model *m)
         rc = 1;
     }
     if (!rc)
-        rc = !(cal = calibrator_for(m, m->c.pair_layout)) ||
+        rc = !(cal = calibrator_for(m, layout)) ||
              (o->out_adj && !(cal_adj = calibrator_for(m, FASA_PAIRS_ADJACENT))) ||
-             (o->out_split && (!(cal_a = calibrator_for(m, m->c.pair_layout)) ||
-                               !(cal_b = calibrator_for(m, m->c.pair_layout))));
+             (o->out_split && (!(cal_a = calibrator_for(m, layout)) ||
+                               !(cal_b = calibrator_for(m, layout))));
     double t0 = now_seconds();
     for (int wi = 0; wi < o->n_windows && !rc; wi++) {
         int w = o->windows[wi];
@@ -166,7 +168,8 @@ int mode_calibrate(const opts *o, const llama_model *m)
         }
         progress("calibrate: window %d (%d/%d), prefill", w, wi + 1, o->n_windows);
         kv.n = 0;
-        rc = llama_prefill(m, &rt, &kv, d.tok + (size_t)w * T, T, NULL, 0, capture_observe, &cap);
+        rc = llama_prefill(m, &rt, &kv, d.tok + (size_t)w * d.window_len, T, NULL, 0, capture_observe,
+                           &cap);
         progress("calibrate: window %d (%d/%d), %zu steps x %d layers", w, wi + 1, o->n_windows,
                  cap.n_steps, m->c.n_layers);
         if (!rc)
@@ -302,20 +305,33 @@ static fasa_profile *random_profile(const llama_model *m, unsigned n_fc, unsigne
     return p;
 }
 
-/* Self-calibration: the last `steps` prefill positions as decode steps. */
-static fasa_profile *self_profile(const opts *o, const llama_model *m, llama_runtime *rt,
-                                  const q_capture *cap, const llama_kv *kv, unsigned budget)
+/* Self-calibration: the last `steps` prefill positions as decode steps,
+ * accumulated once per window; each budget then selects from it. */
+static fasa_profile *self_profile(const llama_model *m, llama_runtime *rt, const q_capture *cap,
+                                  const llama_kv *kv)
 {
     fasa_calibrator *cal = calibrator_for(m, m->c.pair_layout);
     fasa_profile *p = NULL;
     if (cal && !feed_calibrator(cal, rt, m, cap, kv)) {
-        fasa_select_options so;
-        select_defaults(o, m, budget, &so);
-        fasa_status st = fasa_calibrator_finish(cal, &so, &p);
+        fasa_status st = fasa_calibrator_finish(cal, NULL, &p);
         if (st != FASA_OK)
             fprintf(stderr, "llama: self-calibration: %s\n", fasa_status_name(st));
     }
     fasa_calibrator_destroy(cal);
+    return p;
+}
+
+static fasa_profile *selected_clone(const opts *o, const llama_model *m, const fasa_profile *src,
+                                    unsigned budget)
+{
+    fasa_profile *p = NULL;
+    fasa_select_options so;
+    select_defaults(o, m, budget, &so);
+    if (fasa_profile_clone(src, &p) != FASA_OK || fasa_profile_select(p, &so) != FASA_OK) {
+        fprintf(stderr, "llama: self-calibration: select failed\n");
+        fasa_profile_destroy(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -401,6 +417,13 @@ int mode_ppl(const opts *o, const llama_model *m)
         double lp0 = llama_logprob(lg0, m->c.vocab, tok[P]);
         nll0 -= lp0;
         count0++;
+        fasa_profile *self_all = NULL;
+        for (int i = 0; i < n_sp && !rc; i++)
+            if ((sp[i].kind == S_SELFCAL || sp[i].kind == S_SELFCAL_GS) && !self_all) {
+                progress("ppl: window %d (%d/%d): self-calibration on %zu positions", w, wi + 1,
+                         o->n_windows, S);
+                rc = !(self_all = self_profile(m, &rt, &cap, &base));
+            }
         for (int i = 0; i < n_sp && !rc; i++) {
             spec *s = &sp[i];
             s->nll -= lp0;
@@ -410,7 +433,7 @@ int mode_ppl(const opts *o, const llama_model *m)
                                      ? FASA_GQA_GROUP_SHARED : FASA_GQA_PER_HEAD;
             if (s->kind == S_SELFCAL || s->kind == S_SELFCAL_GS) {
                 fasa_profile_destroy(selfp[i]);
-                selfp[i] = self_profile(o, m, &rt, &cap, &base, (unsigned)s->budget);
+                selfp[i] = selected_clone(o, m, self_all, (unsigned)s->budget);
                 prof = selfp[i];
                 rc = !prof;
             }
@@ -428,6 +451,7 @@ int mode_ppl(const opts *o, const llama_model *m)
                                  cap_tok) ||
                      method_after_prefill(&s->me, &s->kv);
         }
+        fasa_profile_destroy(self_all);
         for (size_t step = 0; step + 1 < N && !rc; step++) {
             if (step % 16 == 0)
                 progress("ppl: window %d (%d/%d): decode %zu/%zu, %d methods, %.0f s", w, wi + 1,
