@@ -72,7 +72,7 @@ def write_svg(rows, path):
     lo, hi = math.log10(min(vals)) - 0.1, math.log10(max(vals)) + 0.1
     tlo, thi = math.log2(ts[0]) - 0.3, math.log2(ts[-1]) + 0.3
     pw, ph, ml, mt, mb = 360, 280, 60, 40, 50
-    width = ml + len(threads) * (pw + 30) + 170
+    width = ml + len(threads) * (pw + 30) + 240
     height = mt + ph + mb
     svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">' % (width, height),
            '<rect width="100%" height="100%" fill="white"/>',
