@@ -262,9 +262,10 @@ static fasa_status read_rows(reader *r, size_t rows, size_t max_fc, size_t n_fc_
     return r->bad ? FASA_ERR_BAD_FILE : FASA_OK;
 }
 
-/* Header checks and the exact size, before anything is allocated. */
+/* Header checks and the exact file size they imply (*expected), before
+ * anything is allocated; needs only the first HEADER_SIZE bytes. */
 static fasa_status parse_header(reader *r, fasa_model_shape *shape, layout_info *li,
-                                uint32_t *selection_k)
+                                uint32_t *selection_k, size_t *expected)
 {
     if (r->size < MAGIC_SIZE || memcmp(r->p, MAGIC, MAGIC_SIZE) != 0)
         return FASA_ERR_BAD_FILE;
@@ -306,8 +307,8 @@ static fasa_status parse_header(reader *r, fasa_model_shape *shape, layout_info 
         return FASA_ERR_BAD_FILE;
     layout_info l = {shape->n_layers, shape->n_q_heads, shape->n_kv_heads, shape->head_dim,
                      n_k, max_fc, has_agreement};
-    size_t expected = file_size_for(&l);
-    if (expected == 0 || expected != r->size) /* truncated or trailing bytes */
+    *expected = file_size_for(&l);
+    if (*expected == 0)
         return FASA_ERR_BAD_FILE;
     *li = l;
     return FASA_OK;
@@ -369,9 +370,12 @@ fasa_status fasa_profile_load_buffer(const void *buf, size_t size, fasa_profile 
     fasa_model_shape shape;
     layout_info li;
     uint32_t selection_k;
-    fasa_status st = parse_header(&r, &shape, &li, &selection_k);
+    size_t expected;
+    fasa_status st = parse_header(&r, &shape, &li, &selection_k, &expected);
     if (st != FASA_OK)
         return st;
+    if (expected != size) /* truncated or trailing bytes */
+        return FASA_ERR_BAD_FILE;
     uint32_t stored = (uint32_t)r.p[size - 4] | (uint32_t)r.p[size - 3] << 8 |
                       (uint32_t)r.p[size - 2] << 16 | (uint32_t)r.p[size - 1] << 24;
     if (crc32_ieee(r.p, size - 4) != stored)
@@ -396,12 +400,15 @@ fasa_status fasa_profile_load(const char *path, fasa_profile **out)
     FILE *f = fopen(path, "rb");
     if (!f)
         return FASA_ERR_IO;
-    /* Read to EOF with a growing buffer: works for pipes and never trusts a
-     * size reported before the data is actually there. */
-    size_t cap = 4096, size = 0;
+    /* Read with a growing buffer (works for pipes; no size is trusted before
+     * the data is there), but never more than the header allows plus one
+     * byte, which is enough to report trailing data: a huge or endless
+     * input (/dev/zero) stops after the header. */
+    size_t cap = 4096, size = 0, limit = HEADER_SIZE;
+    int header_done = 0;
     uint8_t *buf = malloc(cap);
     fasa_status st = buf ? FASA_OK : FASA_ERR_OUT_OF_MEMORY;
-    while (st == FASA_OK) {
+    while (st == FASA_OK && size < limit) {
         if (size == cap) {
             uint8_t *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
             if (!nb) {
@@ -411,12 +418,24 @@ fasa_status fasa_profile_load(const char *path, fasa_profile **out)
             buf = nb;
             cap *= 2;
         }
-        size_t n = fread(buf + size, 1, cap - size, f);
+        size_t want = cap - size < limit - size ? cap - size : limit - size;
+        size_t n = fread(buf + size, 1, want, f);
         size += n;
         if (n == 0) {
             if (ferror(f))
                 st = FASA_ERR_IO;
             break;
+        }
+        if (!header_done && size >= HEADER_SIZE) {
+            reader r = {buf, size, 0, 0};
+            fasa_model_shape shape;
+            layout_info li;
+            uint32_t sel;
+            size_t expected;
+            header_done = 1;
+            if (parse_header(&r, &shape, &li, &sel, &expected) == FASA_OK &&
+                expected < SIZE_MAX)
+                limit = expected + 1;
         }
     }
     fclose(f);

@@ -687,6 +687,31 @@ static void test_files(const char *dir)
     uint32_t fcs[2] = {0, 1};
     fasa_model_shape s = make_shape(1, 1, 1, 4, FASA_PAIRS_INTERLEAVED);
     CHECK_ST(fasa_profile_create(&s, fcs, 2, NULL, &p), FASA_OK);
+    /* files: trailing garbage, truncation, an endless stream */
+    size_t n = 0;
+    uint8_t *b = save(p, &n);
+    snprintf(path, sizeof path, "%s/t.prof", dir);
+    for (int variant = 0; variant < 3 && b; variant++) {
+        f = fopen(path, "wb");
+        if (!f)
+            break;
+        size_t len = variant == 0 ? n : variant == 1 ? n - 1 : 71;
+        fwrite(b, 1, len, f);
+        if (variant == 0)
+            fwrite("x", 1, 1, f);
+        fclose(f);
+        fasa_profile *q = NULL;
+        CHECK_ST(fasa_profile_load(path, &q), FASA_ERR_BAD_FILE);
+        CHECK(q == NULL);
+    }
+    remove(path);
+    free(b);
+    f = fopen("/dev/zero", "rb");
+    if (f) {
+        fclose(f);
+        fasa_profile *q = NULL;
+        CHECK_ST(fasa_profile_load("/dev/zero", &q), FASA_ERR_BAD_FILE);
+    }
     snprintf(path, sizeof path, "%s/no/such/dir/x.prof", dir);
     CHECK_ST(fasa_profile_save(p, path), FASA_ERR_IO);
     CHECK_ST(fasa_profile_save(p, NULL), FASA_ERR_NULL_POINTER);
