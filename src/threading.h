@@ -3,11 +3,11 @@
  *
  * Rule that makes results independent of the thread count: work is cut
  * into items by fixed sizes (FASA_KV_CHUNK tokens of a KV range or index
- * list, FASA_SCORE_CHUNK tokens of a scoring pass), never by the number of
- * threads, and partial results are combined in item order. Threads only
- * decide who computes an item, so every thread count (1 included) gives
- * bit-identical output. Without OpenMP (OPENMP=0) the pragmas are ignored
- * and fasa__thread_id() is 0.
+ * list, FASA_Q_BLOCK queries), never by the number of threads, and partial
+ * results are combined in item order. Threads only decide who computes an
+ * item, so every thread count (1 included) gives bit-identical output.
+ * Without OpenMP (OPENMP=0) the pragmas are ignored and fasa__thread_id()
+ * is 0.
  */
 #ifndef FASA_THREADING_H
 #define FASA_THREADING_H
@@ -22,9 +22,6 @@
  * (Hq x head_dim_v) is noise against reading the chunk's K/V, small enough
  * that t = 4k over 8 KV heads still gives 32 items to share. */
 #define FASA_KV_CHUNK 1024
-
-/* Tokens per TIP scoring item (a multiple of the 64-token label tile). */
-#define FASA_SCORE_CHUNK 4096
 
 /* Queries per prefill item: one KV chunk is read once for all of them. */
 #define FASA_Q_BLOCK 16
