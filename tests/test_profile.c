@@ -674,6 +674,7 @@ static void test_files(const char *dir)
     char path[512];
     snprintf(path, sizeof path, "%s/missing", dir);
     CHECK_ST(fasa_profile_load(path, &p), FASA_ERR_IO);
+    CHECK_ST(fasa_profile_load(dir, &p), FASA_ERR_IO); /* a directory */
     snprintf(path, sizeof path, "%s/empty", dir);
     FILE *f = fopen(path, "wb");
     if (f)
