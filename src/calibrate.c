@@ -281,8 +281,9 @@ static fasa_status check_step(fasa_calibrator *cal, fasa_ctx *ctx, size_t layer,
                           "q is %zu x %zu x %zu, calibration needs 1 x %zu x %zu", q->n_tokens,
                           q->n_heads, q->head_dim, s->n_q_heads, s->head_dim);
     if (k->n_heads != s->n_kv_heads || k->head_dim != s->head_dim)
-        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE, "k is %zu x %zu x %zu, calibration needs t x %zu x %zu",
-                          k->n_tokens, k->n_heads, k->head_dim, s->n_kv_heads, s->head_dim);
+        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE,
+                          "k is %zu x %zu x %zu, calibration needs t x %zu x %zu", k->n_tokens,
+                          k->n_heads, k->head_dim, s->n_kv_heads, s->head_dim);
     if (k->n_tokens > UINT32_MAX)
         return fasa__fail(ctx, FASA_ERR_OVERFLOW, "k: %zu tokens exceed the uint32 index range",
                           k->n_tokens);
@@ -297,8 +298,6 @@ static fasa_status check_step(fasa_calibrator *cal, fasa_ctx *ctx, size_t layer,
                                   j, g);
     return FASA_OK;
 }
-
-/* CA of every FC of one query head at every K into ca[n_k][n_fc]. */
 
 /* CA of FC f of the current head at every K into ca[n_k][n_fc]. */
 static void fc_agreement(const fasa_calibrator *cal, size_t t, const double *qd, size_t f,
