@@ -23,8 +23,9 @@ fasa_status fasa__shape_check(fasa_ctx *ctx, const fasa_model_shape *s)
                           "must all be > 0",
                           s->n_layers, s->n_q_heads, s->n_kv_heads, s->head_dim);
     if (s->n_q_heads % s->n_kv_heads != 0)
-        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE, "shape: n_kv_heads %zu does not divide n_q_heads %zu",
-                          s->n_kv_heads, s->n_q_heads);
+        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE,
+                          "shape: n_kv_heads %zu does not divide n_q_heads %zu", s->n_kv_heads,
+                          s->n_q_heads);
     if (s->head_dim % 2 != 0)
         return fasa__fail(ctx, FASA_ERR_BAD_SHAPE, "shape: head_dim %zu is odd", s->head_dim);
     if (s->head_dim / 2 > FASA__MAX_FC)
