@@ -41,7 +41,7 @@ check-rust: $(SHARED) $(BUILD)/libfasa.so
 	    echo "check-rust: SKIPPED: cargo not found"; exit 0; fi; \
 	if [ -n "$(SAN)" ]; then echo "check-rust: SKIPPED under SAN=$(SAN)"; exit 0; fi; \
 	cd examples/rust && CARGO_TARGET_DIR=$(RUST_TARGET) \
-	    FASA_LIB_DIR=$(abspath $(BUILD)) cargo test --offline -q
+	    FASA_LIB_DIR=$(abspath $(BUILD)) env -u MAKEFLAGS -u MFLAGS cargo test --offline -q
 
 CHECK_TARGETS += check-python check-rust
 .PHONY: check-python check-rust
