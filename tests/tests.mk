@@ -43,7 +43,7 @@ check-unit: $(STATIC) $(TEST_COMMON)
 	        cat $$log.build; echo "FAIL $$t (does not build)"; \
 	        fail=$$((fail+1)); failed="$$failed $$t"; continue; \
 	    fi; \
-	    if $(TEST_TIMEOUT) ./$$bin >$$log 2>&1; then \
+	    if $(TEST_TIMEOUT) $$bin >$$log 2>&1; then \
 	        echo "PASS $$t: $$(tail -n 1 $$log)"; pass=$$((pass+1)); \
 	    else \
 	        rc=$$?; tail -n 60 $$log; echo "FAIL $$t (exit $$rc, full log $$log)"; \
@@ -73,7 +73,8 @@ tsan:
 
 # The accuracy suite again on the portable scalar kernels only.
 SCALAR_TESTS ?= test_api_basic test_predict test_attend test_decode_step test_guard
-check-scalar:
+# After check-unit: both would otherwise build the same binaries at once.
+check-scalar: check-unit
 	@FASA_CPU=scalar $(MAKE) --no-print-directory TESTS="$(SCALAR_TESTS)" check-unit
 
 # The header alone, as C++11 (linked and run, so extern "C" is proven) and
@@ -84,7 +85,7 @@ check-cxx: $(STATIC)
 	@mkdir -p $(TEST_DIR)
 	$(CXX) $(CXX_HDR_FLAGS) -o $(TEST_DIR)/header_cxx tests/test_header_cxx.cpp $(STATIC) $(LIBS)
 	$(CC) $(C_HDR_FLAGS) -x c -c tests/test_header_cxx.cpp -o $(TEST_DIR)/header_c.o
-	@./$(TEST_DIR)/header_cxx && echo "check-cxx: fasa.h builds as C++11 and C11: 1 passed, 0 failed"
+	@$(TEST_DIR)/header_cxx && echo "check-cxx: fasa.h builds as C++11 and C11: 1 passed, 0 failed"
 
 CHECK_TARGETS += check-cxx check-unit check-scalar check-asan
 .PHONY: check-unit check-scalar check-asan asan ubsan tsan check-cxx
