@@ -380,10 +380,73 @@ static void test_reference(void)
           test_f32_to_bf16(1.0f + 0x1.8p-7f) == 0x3f82);
 }
 
+/* Contextual agreement from fasa_calibrate (the statistic that chooses the
+ * FCs TIP scores with) against the double reference, as a mean over steps. */
+static void test_agreement(void)
+{
+    enum { L = 1, HQ = 4, HKV = 2, D = 16, T = 40, STEPS = 3, NK = 2 };
+    const uint32_t kv[NK] = {4, 16};
+    fasa_calib_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.struct_size = sizeof cfg;
+    cfg.shape.struct_size = sizeof cfg.shape;
+    cfg.shape.n_layers = L;
+    cfg.shape.n_q_heads = HQ;
+    cfg.shape.n_kv_heads = HKV;
+    cfg.shape.head_dim = D;
+    cfg.shape.pair_layout = FASA_PAIRS_HALF;
+    cfg.n_k = NK;
+    memcpy(cfg.k_values, kv, sizeof kv);
+    test_tensor q[STEPS], k[STEPS];
+    fasa_calib_step steps[STEPS];
+    double want[NK][HQ][D / 2];
+    memset(want, 0, sizeof want);
+    for (int s = 0; s < STEPS; s++) {
+        size_t t = T - 10 + 5 * (size_t)s;
+        test_tensor_make(&q[s], FASA_DTYPE_F32, 1, HQ, D, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+        test_tensor_make(&k[s], s == 1 ? FASA_DTYPE_F16 : FASA_DTYPE_F32, t, HKV, D,
+                         TEST_LAYOUT_HEAD_MAJOR, TEST_PLAIN);
+        test_tensor_randn(&q[s], 1.0);
+        test_tensor_randn(&k[s], 1.0);
+        steps[s].layer = 0;
+        steps[s].q = &q[s].view;
+        steps[s].k = &k[s].view;
+        double *qd = test_tensor_to_double(&q[s]), *kd = test_tensor_to_double(&k[s]);
+        for (int ki = 0; ki < NK; ki++)
+            for (size_t h = 0; h < HQ; h++)
+                for (size_t f = 0; f < D / 2; f++)
+                    want[ki][h][f] += ref_contextual_agreement(qd + h * D, kd + (h * HKV / HQ) * D,
+                                                               HKV * D, t, D, FASA_PAIRS_HALF, f,
+                                                               kv[ki]) / STEPS;
+        free(qd);
+        free(kd);
+    }
+    fasa_profile *p = NULL;
+    fasa_status st = fasa_calibrate(&cfg, steps, STEPS, NULL, &p);
+    if (CHECKF(st == FASA_OK, "calibrate: %s", fasa_status_name(st))) {
+        float got[HQ * (D / 2)];
+        for (int ki = 0; ki < NK; ki++) {
+            st = fasa_profile_get_agreement(p, 0, (size_t)ki, got, HQ * (D / 2));
+            CHECK_STATUS(st, FASA_OK);
+            double worst = 0.0;
+            for (size_t h = 0; h < HQ; h++)
+                for (size_t f = 0; f < D / 2; f++)
+                    worst = fmax(worst, fabs(got[h * (D / 2) + f] - want[ki][h][f]));
+            CHECKF(worst <= 1e-6, "agreement at K=%u differs from the reference by %g", kv[ki], worst);
+        }
+    }
+    fasa_profile_destroy(p);
+    for (int s = 0; s < STEPS; s++) {
+        test_tensor_free(&q[s]);
+        test_tensor_free(&k[s]);
+    }
+}
+
 int main(void)
 {
     test_init("test_predict");
     test_reference();
+    test_agreement();
     fasa_ctx *ctx = NULL, *ctx_scalar = NULL;
     CHECK_STATUS(fasa_ctx_create(NULL, &ctx), FASA_OK);
     fasa_ctx_options o;
