@@ -8,6 +8,7 @@
 #define MAX_FC_WORDS ((FASA__MAX_FC + 63) / 64)
 #define CHUNK_FC 128 /* FCs converted per step through the stack buffers */
 
+
 /* FNV-1a over 64-bit words. */
 static uint64_t fnv_word(uint64_t h, uint64_t x)
 {
@@ -116,6 +117,9 @@ static fasa_status plan_layout(const fasa_profile *p, size_t layer, fasa_gqa_mod
     off += hkv * sizeof(uint64_t);
     hdr->off_memo = off;
     off += hdr->n_sets * sizeof(float);
+    off = fasa__align_up(off, 4);
+    hdr->off_dims = off;
+    off += hkv * 2 * max_fc * sizeof(uint32_t);
     off = fasa__align_up(off, 64);
     size_t total;
     if (!fasa__add_ok(off, tiles_bytes, &total) || total > SIZE_MAX - 64)
@@ -163,9 +167,13 @@ FASA_API fasa_status fasa_label_cache_init(void *mem, size_t bytes, const fasa_p
     uint32_t *n_fc = (uint32_t *)((char *)c + c->off_n_fc);
     uint32_t *fcs = (uint32_t *)((char *)c + c->off_fcs);
     uint64_t *head_off = (uint64_t *)((char *)c + c->off_head);
-    uint64_t off = fasa__align_up(c->off_memo + c->n_sets * sizeof(float), 64);
+    uint32_t *dims = (uint32_t *)((char *)c + c->off_dims);
+    uint64_t off = fasa__align_up(c->off_dims + c->n_kv_heads * 2 * c->max_fc * sizeof(uint32_t), 64);
     for (size_t g = 0; g < c->n_kv_heads; g++) {
         n_fc[g] = (uint32_t)head_fcs(profile, layer, mode, g, fcs + g * c->max_fc);
+        for (size_t u = 0; u < n_fc[g]; u++)
+            fasa__fc_dims(c->pair_layout, c->head_dim, fcs[g * c->max_fc + u],
+                          &dims[(g * c->max_fc + u) * 2], &dims[(g * c->max_fc + u) * 2 + 1]);
         head_off[g] = off;
         off += (uint64_t)n_fc[g] * fasa__align_up((size_t)c->capacity, FASA_TILE) * 2 *
                fasa__dtype_size(dtype);
@@ -182,60 +190,51 @@ int fasa__lc_valid(const fasa_label_cache *c)
             c->dtype == FASA_DTYPE_BF16);
 }
 
-/* Copy 2*nf values of one key row into tile position j. Same dtype: raw
- * element copies; otherwise through f32 and the convert kernel. */
-static void pack_row(const fasa_label_cache *c, const uint32_t *fcs, size_t nf, const void *row,
-                     int32_t src_dtype, void *tile, size_t j, fasa__convert_fn convert)
+/* Channel c of token j inside a tile (bf16: pair-interleaved). */
+static inline size_t slot(int pairs, size_t c, size_t j)
+{
+    return pairs ? (c >> 1) * 2 * FASA_TILE + 2 * j + (c & 1) : c * FASA_TILE + j;
+}
+
+/* Copy the n_ch = 2*nf channel values of one key row into tile position j.
+ * Same 16-bit dtype: raw element copies; otherwise through f32 and the
+ * convert kernel. */
+static void pack_row(const fasa_label_cache *c, const uint32_t *dims, size_t n_ch,
+                     const void *row, int32_t src_dtype, void *tile, size_t j,
+                     fasa__convert_fn convert)
 {
     int32_t dt = c->dtype;
-    size_t d = c->head_dim;
     int pairs = dt == FASA_DTYPE_BF16;
     if (src_dtype == dt && dt != FASA_DTYPE_F32) {
         const uint16_t *src = row;
         uint16_t *dst = tile;
-        for (size_t u = 0; u < nf; u++) {
-            uint32_t d0, d1;
-            fasa__fc_dims(c->pair_layout, d, fcs[u], &d0, &d1);
-            if (pairs) {
-                dst[u * 2 * FASA_TILE + 2 * j] = src[d0];
-                dst[u * 2 * FASA_TILE + 2 * j + 1] = src[d1];
-            } else {
-                dst[(2 * u) * FASA_TILE + j] = src[d0];
-                dst[(2 * u + 1) * FASA_TILE + j] = src[d1];
+        if (pairs) {
+            for (size_t u = 0; u < n_ch / 2; u++) {
+                dst[u * 2 * FASA_TILE + 2 * j] = src[dims[2 * u]];
+                dst[u * 2 * FASA_TILE + 2 * j + 1] = src[dims[2 * u + 1]];
             }
+        } else {
+            for (size_t ch = 0; ch < n_ch; ch++)
+                dst[ch * FASA_TILE + j] = src[dims[ch]];
         }
         return;
     }
     float tmp[2 * CHUNK_FC];
     uint16_t half[2 * CHUNK_FC];
-    for (size_t u0 = 0; u0 < nf; u0 += CHUNK_FC) {
-        size_t m = nf - u0 < CHUNK_FC ? nf - u0 : CHUNK_FC;
-        for (size_t u = 0; u < m; u++) {
-            uint32_t d0, d1;
-            fasa__fc_dims(c->pair_layout, d, fcs[u0 + u], &d0, &d1);
-            tmp[2 * u] = fasa__load(row, src_dtype, d0);
-            tmp[2 * u + 1] = fasa__load(row, src_dtype, d1);
-        }
+    for (size_t c0 = 0; c0 < n_ch; c0 += 2 * CHUNK_FC) {
+        size_t m = n_ch - c0 < 2 * CHUNK_FC ? n_ch - c0 : 2 * CHUNK_FC;
+        for (size_t i = 0; i < m; i++)
+            tmp[i] = fasa__load(row, src_dtype, dims[c0 + i]);
         if (dt == FASA_DTYPE_F32) {
             float *dst = tile;
-            for (size_t u = 0; u < m; u++) {
-                dst[(2 * (u0 + u)) * FASA_TILE + j] = tmp[2 * u];
-                dst[(2 * (u0 + u) + 1) * FASA_TILE + j] = tmp[2 * u + 1];
-            }
+            for (size_t i = 0; i < m; i++)
+                dst[(c0 + i) * FASA_TILE + j] = tmp[i];
             continue;
         }
-        convert(tmp, 2 * m, half);
+        convert(tmp, m, half);
         uint16_t *dst = tile;
-        for (size_t u = 0; u < m; u++) {
-            size_t uu = u0 + u;
-            if (pairs) {
-                dst[uu * 2 * FASA_TILE + 2 * j] = half[2 * u];
-                dst[uu * 2 * FASA_TILE + 2 * j + 1] = half[2 * u + 1];
-            } else {
-                dst[(2 * uu) * FASA_TILE + j] = half[2 * u];
-                dst[(2 * uu + 1) * FASA_TILE + j] = half[2 * u + 1];
-            }
-        }
+        for (size_t i = 0; i < m; i++)
+            dst[slot(pairs, c0 + i, j)] = half[i];
     }
 }
 
@@ -268,16 +267,20 @@ static fasa_status add_tokens(fasa_label_cache *c, const fasa_view *k, int rebui
         c->n_tokens = 0;
         reset_memo(c);
     }
-    for (size_t t = 0; t < n; t++) {
-        size_t pos = base + t, b = pos / FASA_TILE, j = pos % FASA_TILE;
-        for (size_t h = 0; h < c->n_kv_heads; h++) {
-            size_t nf = n_fc[h], tile_bytes = 2 * nf * FASA_TILE * es;
-            char *tile = (char *)fasa__lc_tiles(c, h) + b * tile_bytes;
+    /* Head by head, so a bulk build fills one head's tile while it is in
+     * L1. */
+    for (size_t h = 0; h < c->n_kv_heads; h++) {
+        size_t n_ch = 2 * (size_t)n_fc[h], tile_bytes = n_ch * FASA_TILE * es;
+        const uint32_t *dims = fasa__lc_dims(c, h);
+        char *tiles = fasa__lc_tiles(c, h);
+        for (size_t t = 0; t < n; t++) {
+            size_t pos = base + t, j = pos % FASA_TILE;
+            char *tile = tiles + (pos / FASA_TILE) * tile_bytes;
             /* A fresh tile starts zeroed, so kernels may read whole tiles
              * and the bytes never depend on what the memory held before. */
             if (j == 0)
                 memset(tile, 0, tile_bytes);
-            pack_row(c, fasa__lc_fcs(c, h), nf, fasa__row(k, t, h), k->dtype, tile, j, convert);
+            pack_row(c, dims, n_ch, fasa__row(k, t, h), k->dtype, tile, j, convert);
         }
     }
     c->n_tokens = base + n;

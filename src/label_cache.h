@@ -27,6 +27,7 @@ struct fasa_label_cache {
     uint64_t off_fcs;     /* uint32_t [Hkv][max_fc]: ascending FC indices   */
     uint64_t off_head;    /* uint64_t [Hkv]: byte offset of the head's tiles */
     uint64_t off_memo;    /* float [n_sets]: previous selection threshold   */
+    uint64_t off_dims;    /* uint32_t [Hkv][2*max_fc]: key dim of channel c */
 };
 
 static inline const uint32_t *fasa__lc_n_fc(const fasa_label_cache *c)
@@ -42,6 +43,12 @@ static inline void *fasa__lc_tiles(fasa_label_cache *c, size_t h)
 {
     const uint64_t *off = (const uint64_t *)((const char *)c + c->off_head);
     return (char *)c + off[h];
+}
+/* Key dims of KV head h's channels: channel 2u / 2u+1 = the two dims of
+ * its u-th FC. */
+static inline const uint32_t *fasa__lc_dims(const fasa_label_cache *c, size_t h)
+{
+    return (const uint32_t *)((const char *)c + c->off_dims) + h * 2 * c->max_fc;
 }
 static inline float *fasa__lc_memo(fasa_label_cache *c)
 {
