@@ -93,6 +93,8 @@ static void pred_free(pred_out *o)
     free(o->scores);
 }
 
+static fasa_ctx *g_ctx; /* NULL, or a 2-thread context */
+
 static fasa_status run_predict(const fasa_profile *p, size_t layer, fasa_gqa_mode mode,
                                const fasa_view *q, const fasa_view *k, fasa_label_cache *c,
                                double budget, pred_out *o)
@@ -100,12 +102,12 @@ static fasa_status run_predict(const fasa_profile *p, size_t layer, fasa_gqa_mod
     size_t t = k ? k->n_tokens : 0, ws = 0;
     if (c)
         fasa_label_cache_tokens(c, &t);
-    fasa_status st = fasa_predict_workspace_size(NULL, p, q, t, mode, &ws);
+    fasa_status st = fasa_predict_workspace_size(g_ctx, p, q, t, mode, &ws);
     if (st != FASA_OK)
         return st;
     void *w = test_xmalloc(ws);
     if (c)
-        st = fasa_predict_cached(NULL, p, layer, mode, q, c, budget, o->idx, o->stride, o->cnt,
+        st = fasa_predict_cached(g_ctx, p, layer, mode, q, c, budget, o->idx, o->stride, o->cnt,
                                  o->scores, w, ws);
     else
         st = fasa_predict(NULL, p, layer, mode, q, k, budget, o->idx, o->stride, o->cnt,
@@ -368,6 +370,15 @@ int main(void)
         test_vs_predict(p, FASA_DTYPE_F32, FASA_DTYPE_F32, (fasa_gqa_mode)m, 0, 5000, 1, 100);
         test_vs_predict(p, FASA_DTYPE_F32, FASA_DTYPE_F32, (fasa_gqa_mode)m, 0, 65, 2, 64);
     }
+    /* predict_cached with 2 threads (KV heads in parallel; 1 without OpenMP). */
+    fasa_ctx_options opt;
+    fasa_ctx_options_default(&opt);
+    opt.n_threads = 2;
+    EXPECT(fasa_ctx_create(&opt, &g_ctx), FASA_OK);
+    for (int m = 0; m < 2; m++)
+        test_vs_predict(p, FASA_DTYPE_F32, FASA_DTYPE_F16, (fasa_gqa_mode)m, 1, 3000, 2, 256);
+    fasa_ctx_destroy(g_ctx);
+    g_ctx = NULL;
     fasa_profile_destroy(p);
     fasa_profile_destroy(pi);
     fasa_profile_destroy(other);
