@@ -8,6 +8,8 @@ of val_tokens.bin and compares its logits with a .npy written by
 the model is absent (skip).
 
 usage: ref_forward.py --model DIR --window W --tokens N --compare FILE.npy [--tol 1e-3]
+       ref_forward.py --llama2c FILE.bin --tokens-file F --tokens N --compare FILE.npy
+The second form checks a llama2.c v0 checkpoint (INTERLEAVED RoPE pairs).
 """
 import argparse
 import json
@@ -57,6 +59,51 @@ def rope_half(x, cos, sin):
     return np.concatenate([x0 * c - x1 * s, x1 * c + x0 * s], axis=-1)
 
 
+def rope_interleaved(x, cos, sin):
+    # pairs (2j, 2j + 1)
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    c, s = cos[:, None, :], sin[:, None, :]
+    out = np.empty_like(x)
+    out[..., 0::2] = x0 * c - x1 * s
+    out[..., 1::2] = x1 * c + x0 * s
+    return out
+
+
+def load_llama2c(path):
+    """Config dict and HF-named weights from a llama2.c v0 file."""
+    raw = open(path, "rb").read()
+    dim, hidden, nl, nh, nkv, vocab, seq = struct.unpack("<7i", raw[:28])
+    shared = vocab > 0
+    vocab = abs(vocab)
+    hd = dim // nh
+    a = np.frombuffer(raw[28:], dtype="<f4").astype(np.float64)
+    pos = [0]
+
+    def take(*shape):
+        n = int(np.prod(shape))
+        out = a[pos[0]:pos[0] + n].reshape(shape)
+        pos[0] += n
+        return out
+
+    W = {"model.embed_tokens.weight": take(vocab, dim)}
+    per = [("input_layernorm.weight", (dim,)), ("self_attn.q_proj.weight", (nh * hd, dim)),
+           ("self_attn.k_proj.weight", (nkv * hd, dim)), ("self_attn.v_proj.weight", (nkv * hd, dim)),
+           ("self_attn.o_proj.weight", (dim, nh * hd)), ("post_attention_layernorm.weight", (dim,)),
+           ("mlp.gate_proj.weight", (hidden, dim)), ("mlp.down_proj.weight", (dim, hidden)),
+           ("mlp.up_proj.weight", (hidden, dim))]
+    for name, shape in per:
+        for l in range(nl):
+            W["model.layers.%d.%s" % (l, name)] = take(*shape)
+    W["model.norm.weight"] = take(dim)
+    take(seq, hd)  # freq_cis tables: recomputed
+    if not shared:
+        W["lm_head.weight"] = take(vocab, dim)
+    cfg = {"hidden_size": dim, "num_attention_heads": nh, "num_key_value_heads": nkv,
+           "num_hidden_layers": nl, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+           "max_position_embeddings": seq, "interleaved": True}
+    return cfg, W
+
+
 def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
@@ -77,7 +124,8 @@ def forward(cfg, W, tokens):
         q = (h @ W[p + "self_attn.q_proj.weight"].T).reshape(n, Hq, hd)
         k = (h @ W[p + "self_attn.k_proj.weight"].T).reshape(n, Hkv, hd)
         v = (h @ W[p + "self_attn.v_proj.weight"].T).reshape(n, Hkv, hd)
-        q, k = rope_half(q, cos, sin), rope_half(k, cos, sin)
+        rope = rope_interleaved if cfg.get("interleaved") else rope_half
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
         out = np.empty((n, Hq, hd))
         for hh in range(Hq):
             g = hh * Hkv // Hq
@@ -97,12 +145,21 @@ def forward(cfg, W, tokens):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--llama2c")
+    ap.add_argument("--tokens-file")
     ap.add_argument("--window", type=int, default=0)
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--compare", required=True)
     ap.add_argument("--tol", type=float, default=1e-3)
     a = ap.parse_args()
+    if a.llama2c:
+        if not os.path.exists(a.llama2c):
+            print("ref_forward: SKIP, no model at %s" % a.llama2c)
+            return 77
+        cfg, W = load_llama2c(a.llama2c)
+        toks = np.fromfile(a.tokens_file, dtype="<u2")[:a.tokens].astype(np.int64)
+        return compare(forward(cfg, W, toks), a)
     if not os.path.exists(os.path.join(a.model, "config.json")):
         print("ref_forward: SKIP, no model at %s" % a.model)
         return 77
@@ -111,7 +168,10 @@ def main():
     T = cfg["max_position_embeddings"]
     toks = np.fromfile(os.path.join(a.model, "val_tokens.bin"), dtype="<u2")
     toks = toks[a.window * T: a.window * T + a.tokens].astype(np.int64)
-    ref = forward(cfg, load_weights(a.model), toks)
+    return compare(forward(cfg, load_weights(a.model), toks), a)
+
+
+def compare(ref, a):
     got = np.load(a.compare).astype(np.float64)
     if got.shape != ref.shape:
         print("ref_forward: FAIL shape %s != %s" % (got.shape, ref.shape))

@@ -123,6 +123,18 @@ if [ -f "$STORIES" ]; then
     else
         ko "stories260K end to end"
     fi
+    # 7. its dense forward (INTERLEAVED RoPE) against the numpy reference
+    if ! "$PY" -c 'import numpy' 2>/dev/null; then
+        sk "stories260K numpy reference (no numpy)"
+    elif [ -f "$W/s.bin" ] &&
+         "$LLAMA" logits --model "$STORIES" --tokens-file "$W/s.bin" --window 0 --tokens 200 \
+             --out "$W/slogits.npy" >"$W/log" 2>&1 &&
+         "$PY" "$HERE/ref_forward.py" --llama2c "$STORIES" --tokens-file "$W/s.bin" --tokens 200 \
+             --compare "$W/slogits.npy" --tol 1e-3 >"$W/log" 2>&1; then
+        ok "stories260K dense forward matches numpy: $(tail -n 1 "$W/log")"
+    else
+        ko "stories260K dense forward vs numpy reference"
+    fi
     head -c 100000 "$STORIES" >"$W/trunc.bin"
     "$LLAMA" generate --model "$W/trunc.bin" --n 2 >"$W/log" 2>&1
     rc=$?
