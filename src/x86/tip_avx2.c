@@ -254,4 +254,87 @@ void fasa__topk_hint_avx2(const float *s, size_t n, size_t k, uint32_t *out, voi
     fasa__topk_filter(s, n, k, out, scratch, tau, scan_avx2);
 }
 
+/* ------------------------------------------------- score_dims (strided K) */
+
+/* 8 tokens at a time with gathers; 16-bit keys are gathered as the 32-bit
+ * word holding the element and its in-row neighbour (see tip_avx512.c). */
+#define DIMS_PROLOGUE(REF)                                                                   \
+    size_t maxd = 0;                                                                         \
+    for (size_t c = 0; c < n_dims; c++)                                                      \
+        maxd = dims[c] > maxd ? dims[c] : maxd;                                              \
+    if (token_stride > (size_t)(INT32_MAX - 1 - maxd) / 8) {                                 \
+        REF(k, token_stride, n, dims, n_dims, w, out);                                       \
+        return;                                                                              \
+    }                                                                                        \
+    const __m256i lane = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),       \
+                                            _mm256_set1_epi32((int)token_stride));           \
+    size_t j0 = 0;
+
+TARGET void fasa__score_dims_f32_avx2(const void *k, size_t token_stride, size_t n,
+                                      const uint32_t *dims, size_t n_dims, const float *w,
+                                      float *out)
+{
+    DIMS_PROLOGUE(fasa__score_dims_f32_ref)
+    for (; j0 + 8 <= n; j0 += 8) {
+        const float *base = (const float *)k + j0 * token_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t c = 0; c < n_dims; c++) {
+            __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32((int)dims[c]));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[c]), _mm256_i32gather_ps(base, idx, 4), acc);
+        }
+        _mm256_storeu_ps(out + j0, acc);
+    }
+    if (j0 < n)
+        fasa__score_dims_f32_ref((const float *)k + j0 * token_stride, token_stride, n - j0, dims,
+                                 n_dims, w, out + j0);
+}
+
+/* The 16-bit element of each lane as the low half of a 32-bit lane. */
+INLINE __m256i gather16(const uint16_t *base, __m256i lane, uint32_t dim)
+{
+    uint32_t at = dim > 0 ? dim - 1 : 0;
+    __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32((int)at));
+    __m256i v = _mm256_i32gather_epi32((const int *)(const void *)base, idx, 2);
+    return dim > 0 ? _mm256_srli_epi32(v, 16) : _mm256_and_si256(v, _mm256_set1_epi32(0xffff));
+}
+
+TARGET void fasa__score_dims_f16_avx2(const void *k, size_t token_stride, size_t n,
+                                      const uint32_t *dims, size_t n_dims, const float *w,
+                                      float *out)
+{
+    DIMS_PROLOGUE(fasa__score_dims_f16_ref)
+    for (; j0 + 8 <= n; j0 += 8) {
+        const uint16_t *base = (const uint16_t *)k + j0 * token_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t c = 0; c < n_dims; c++) {
+            __m256i v = gather16(base, lane, dims[c]);
+            __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[c]), _mm256_cvtph_ps(h), acc);
+        }
+        _mm256_storeu_ps(out + j0, acc);
+    }
+    if (j0 < n)
+        fasa__score_dims_f16_ref((const uint16_t *)k + j0 * token_stride, token_stride, n - j0,
+                                 dims, n_dims, w, out + j0);
+}
+
+TARGET void fasa__score_dims_bf16_avx2(const void *k, size_t token_stride, size_t n,
+                                       const uint32_t *dims, size_t n_dims, const float *w,
+                                       float *out)
+{
+    DIMS_PROLOGUE(fasa__score_dims_bf16_ref)
+    for (; j0 + 8 <= n; j0 += 8) {
+        const uint16_t *base = (const uint16_t *)k + j0 * token_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t c = 0; c < n_dims; c++) {
+            __m256 x = _mm256_castsi256_ps(_mm256_slli_epi32(gather16(base, lane, dims[c]), 16));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[c]), x, acc);
+        }
+        _mm256_storeu_ps(out + j0, acc);
+    }
+    if (j0 < n)
+        fasa__score_dims_bf16_ref((const uint16_t *)k + j0 * token_stride, token_stride, n - j0,
+                                  dims, n_dims, w, out + j0);
+}
+
 #endif

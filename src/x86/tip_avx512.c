@@ -238,4 +238,90 @@ void fasa__topk_hint_avx512(const float *s, size_t n, size_t k, uint32_t *out, v
     fasa__topk_filter(s, n, k, out, scratch, tau, scan_avx512);
 }
 
+/* ------------------------------------------------- score_dims (strided K) */
+
+/* 16 tokens at a time with gathers: lane l reads token j0 + l. 16-bit keys
+ * are gathered as the 32-bit word that holds the element and its in-row
+ * neighbour (the one before, or after for dim 0), so no read leaves the
+ * row. Needs 15 * token_stride + head_dim to fit the 32-bit gather index;
+ * larger strides use the reference. */
+#define DIMS_PROLOGUE(REF)                                                                   \
+    size_t maxd = 0;                                                                         \
+    for (size_t c = 0; c < n_dims; c++)                                                      \
+        maxd = dims[c] > maxd ? dims[c] : maxd;                                              \
+    if (token_stride > (size_t)(INT32_MAX - 1 - maxd) / 16) {                                \
+        REF(k, token_stride, n, dims, n_dims, w, out);                                       \
+        return;                                                                              \
+    }                                                                                        \
+    const __m512i lane = _mm512_mullo_epi32(                                                 \
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),            \
+        _mm512_set1_epi32((int)token_stride));                                               \
+    size_t j0 = 0;
+
+TARGET void fasa__score_dims_f32_avx512(const void *k, size_t token_stride, size_t n,
+                                        const uint32_t *dims, size_t n_dims, const float *w,
+                                        float *out)
+{
+    DIMS_PROLOGUE(fasa__score_dims_f32_ref)
+    for (; j0 + 16 <= n; j0 += 16) {
+        const float *base = (const float *)k + j0 * token_stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t c = 0; c < n_dims; c++) {
+            __m512i idx = _mm512_add_epi32(lane, _mm512_set1_epi32((int)dims[c]));
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[c]), _mm512_i32gather_ps(idx, base, 4), acc);
+        }
+        _mm512_storeu_ps(out + j0, acc);
+    }
+    if (j0 < n)
+        fasa__score_dims_f32_ref((const float *)k + j0 * token_stride, token_stride, n - j0, dims,
+                                 n_dims, w, out + j0);
+}
+
+/* The 16-bit element of each lane as the low half of a 32-bit lane. */
+INLINE __m512i gather16(const uint16_t *base, __m512i lane, uint32_t dim)
+{
+    uint32_t at = dim > 0 ? dim - 1 : 0;
+    __m512i idx = _mm512_add_epi32(lane, _mm512_set1_epi32((int)at));
+    __m512i v = _mm512_i32gather_epi32(idx, (const void *)base, 2);
+    return dim > 0 ? _mm512_srli_epi32(v, 16) : _mm512_and_si512(v, _mm512_set1_epi32(0xffff));
+}
+
+TARGET void fasa__score_dims_f16_avx512(const void *k, size_t token_stride, size_t n,
+                                        const uint32_t *dims, size_t n_dims, const float *w,
+                                        float *out)
+{
+    DIMS_PROLOGUE(fasa__score_dims_f16_ref)
+    for (; j0 + 16 <= n; j0 += 16) {
+        const uint16_t *base = (const uint16_t *)k + j0 * token_stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t c = 0; c < n_dims; c++) {
+            __m512 x = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gather16(base, lane, dims[c])));
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[c]), x, acc);
+        }
+        _mm512_storeu_ps(out + j0, acc);
+    }
+    if (j0 < n)
+        fasa__score_dims_f16_ref((const uint16_t *)k + j0 * token_stride, token_stride, n - j0,
+                                 dims, n_dims, w, out + j0);
+}
+
+TARGET void fasa__score_dims_bf16_avx512(const void *k, size_t token_stride, size_t n,
+                                         const uint32_t *dims, size_t n_dims, const float *w,
+                                         float *out)
+{
+    DIMS_PROLOGUE(fasa__score_dims_bf16_ref)
+    for (; j0 + 16 <= n; j0 += 16) {
+        const uint16_t *base = (const uint16_t *)k + j0 * token_stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t c = 0; c < n_dims; c++) {
+            __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(gather16(base, lane, dims[c]), 16));
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[c]), x, acc);
+        }
+        _mm512_storeu_ps(out + j0, acc);
+    }
+    if (j0 < n)
+        fasa__score_dims_bf16_ref((const uint16_t *)k + j0 * token_stride, token_stride, n - j0,
+                                  dims, n_dims, w, out + j0);
+}
+
 #endif
