@@ -1,10 +1,11 @@
 /*
  * test_threads.c - 8 threads share one profile and one read-only K/V cache
- * and run predict, attend and attend_dense concurrently, each with its own
- * queries, ctx, workspace and outputs. Their results must be bit-identical
- * to the same calls made later from one thread. The threads make the first
- * library calls of the process at the same moment, so the one-time CPU
- * dispatch resolution is raced too. Also run under `make tsan`.
+ * and run predict, attend, attend_dense and decode_step concurrently, each
+ * with its own queries, ctx (half of them with 2 OpenMP threads), workspace
+ * and outputs. Their results must be bit-identical to the same calls made
+ * later from one thread. The threads make the first library calls of the
+ * process at the same moment, so the one-time CPU dispatch resolution is
+ * raced too. Also run under `make tsan`.
  */
 #include "util.h"
 
@@ -21,6 +22,7 @@ typedef struct result {
     float scores[NQ * HQ * T];
     float out_sparse[NQ * HQ * D], lse_sparse[NQ * HQ];
     float out_dense[NQ * HQ * D], lse_dense[NQ * HQ];
+    float out_step[NQ * HQ * D], lse_step[NQ * HQ];
     int status;
 } result;
 
@@ -36,16 +38,24 @@ static test_tensor g_k, g_v;
 static pthread_barrier_t g_barrier;
 static const double g_budget = 100;
 
-static void compute(const test_tensor *q, int mode, result *r)
+/* n_threads > 1 nests the library's OpenMP team inside each application
+ * thread (clamped to 1 without OpenMP); compared with the same option. */
+static void compute(const test_tensor *q, int mode, int n_threads, result *r)
 {
     fasa_ctx *ctx = NULL;
-    fasa_status st = fasa_ctx_create(NULL, &ctx);
-    size_t wp = 0, wa = 0, wd = 0;
+    fasa_ctx_options o;
+    fasa_ctx_options_default(&o);
+    o.n_threads = n_threads;
+    fasa_status st = fasa_ctx_create(&o, &ctx);
+    size_t wp = 0, wa = 0, wd = 0, wst = 0;
     st |= fasa_predict_workspace_size(ctx, g_prof, &q->view, T, (fasa_gqa_mode)mode, &wp);
     st |= fasa_attend_workspace_size(ctx, &q->view, &g_k.view, &g_v.view, (fasa_gqa_mode)mode, T, &wa);
     st |= fasa_attend_dense_workspace_size(ctx, &q->view, &g_k.view, &g_v.view, &wd);
+    st |= fasa_decode_step_workspace_size(ctx, g_prof, &q->view, &g_k.view, &g_v.view,
+                                          (fasa_gqa_mode)mode, g_budget, &wst);
     size_t ws = wp > wa ? wp : wa;
     ws = wd > ws ? wd : ws;
+    ws = wst > ws ? wst : ws;
     void *work = test_xmalloc(ws);
     memset(r, 0, sizeof *r);
     fasa_view out;
@@ -56,6 +66,9 @@ static void compute(const test_tensor *q, int mode, result *r)
                       0.0f, &out, r->lse_sparse, work, ws);
     fasa_view_make(&out, r->out_dense, FASA_DTYPE_F32, NQ, HQ, D, HQ * D, D);
     st |= fasa_attend_dense(ctx, &q->view, &g_k.view, &g_v.view, 0.0f, &out, r->lse_dense, work, ws);
+    fasa_view_make(&out, r->out_step, FASA_DTYPE_F32, NQ, HQ, D, HQ * D, D);
+    st |= fasa_decode_step(ctx, g_prof, 1, (fasa_gqa_mode)mode, &q->view, &g_k.view, &g_v.view, NULL,
+                           g_budget, 0.0f, &out, r->lse_step, work, ws);
     r->status = (int)st;
     free(work);
     fasa_ctx_destroy(ctx);
@@ -66,7 +79,7 @@ static void *thread_main(void *arg)
     worker *w = arg;
     for (int round = 0; round < ROUNDS; round++) {
         pthread_barrier_wait(&g_barrier);
-        compute(&w->q, (w->id + round) % 2, &w->res[round]);
+        compute(&w->q, (w->id + round) % 2, 1 + w->id % 2, &w->res[round]);
     }
     return NULL;
 }
@@ -108,7 +121,7 @@ int main(void)
     for (int i = 0; i < NTHREADS; i++)
         for (int round = 0; round < ROUNDS; round++) {
             const result *r = &workers[i].res[round];
-            compute(&workers[i].q, (i + round) % 2, single);
+            compute(&workers[i].q, (i + round) % 2, 1 + i % 2, single);
             CHECKF(r->status == FASA_OK && single->status == FASA_OK, "thread %d round %d: status %d/%d",
                    i, round, r->status, single->status);
             CHECKF(memcmp(r, single, sizeof *r) == 0,
