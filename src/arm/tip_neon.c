@@ -233,4 +233,80 @@ void fasa__topk_hint_neon(const float *s, size_t n, size_t k, uint32_t *out, voi
     fasa__topk_filter(s, n, k, out, scratch, tau, scan_neon);
 }
 
+/* ------------------------------------------------- score_dims (strided K) */
+
+/* Four tokens at a time: one lane per token (no gathers in Advanced SIMD,
+ * so lanes are inserted one by one), vertical FMAs across the dims. */
+void fasa__score_dims_f32_neon(const void *k, size_t token_stride, size_t n,
+                               const uint32_t *dims, size_t n_dims, const float *w, float *out)
+{
+    const float *kf = k;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *r0 = kf + j * token_stride, *r1 = r0 + token_stride, *r2 = r1 + token_stride,
+                    *r3 = r2 + token_stride;
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (size_t c = 0; c < n_dims; c++) {
+            uint32_t d = dims[c];
+            float32x4_t x = vdupq_n_f32(r0[d]);
+            x = vsetq_lane_f32(r1[d], x, 1);
+            x = vsetq_lane_f32(r2[d], x, 2);
+            x = vsetq_lane_f32(r3[d], x, 3);
+            acc = vfmaq_f32(acc, vdupq_n_f32(w[c]), x);
+        }
+        vst1q_f32(out + j, acc);
+    }
+    if (j < n)
+        fasa__score_dims_f32_ref(kf + j * token_stride, token_stride, n - j, dims, n_dims, w,
+                                 out + j);
+}
+
+static inline uint16x4_t lanes16(const uint16_t *r0, size_t ts, uint32_t d)
+{
+    uint16x4_t x = vdup_n_u16(r0[d]);
+    x = vset_lane_u16(r0[ts + d], x, 1);
+    x = vset_lane_u16(r0[2 * ts + d], x, 2);
+    x = vset_lane_u16(r0[3 * ts + d], x, 3);
+    return x;
+}
+
+void fasa__score_dims_f16_neon(const void *k, size_t token_stride, size_t n,
+                               const uint32_t *dims, size_t n_dims, const float *w, float *out)
+{
+    const uint16_t *kh = k;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint16_t *r0 = kh + j * token_stride;
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (size_t c = 0; c < n_dims; c++) {
+            float32x4_t x = vcvt_f32_f16(vreinterpret_f16_u16(lanes16(r0, token_stride, dims[c])));
+            acc = vfmaq_f32(acc, vdupq_n_f32(w[c]), x);
+        }
+        vst1q_f32(out + j, acc);
+    }
+    if (j < n)
+        fasa__score_dims_f16_ref(kh + j * token_stride, token_stride, n - j, dims, n_dims, w,
+                                 out + j);
+}
+
+void fasa__score_dims_bf16_neon(const void *k, size_t token_stride, size_t n,
+                                const uint32_t *dims, size_t n_dims, const float *w, float *out)
+{
+    const uint16_t *kh = k;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint16_t *r0 = kh + j * token_stride;
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (size_t c = 0; c < n_dims; c++) {
+            float32x4_t x =
+                vreinterpretq_f32_u32(vshll_n_u16(lanes16(r0, token_stride, dims[c]), 16));
+            acc = vfmaq_f32(acc, vdupq_n_f32(w[c]), x);
+        }
+        vst1q_f32(out + j, acc);
+    }
+    if (j < n)
+        fasa__score_dims_bf16_ref(kh + j * token_stride, token_stride, n - j, dims, n_dims, w,
+                                  out + j);
+}
+
 #endif
