@@ -260,7 +260,9 @@ static fasa_status add_tokens(fasa_label_cache *c, const fasa_view *k, int rebui
     if (fasa__span_overlap(kb, (size_t)(ke - kb), c, (size_t)c->total_bytes))
         return FASA_ERR_ALIASING;
 
-    fasa__convert_fn convert = fasa__kernels_get(FASA_CPU_AUTO)->convert[c->dtype];
+    fasa__convert_fn convert = NULL; /* only needed across dtypes */
+    if (k->dtype != c->dtype && c->dtype != FASA_DTYPE_F32)
+        convert = fasa__kernels_get(FASA_CPU_AUTO)->convert[c->dtype];
     size_t es = fasa__dtype_size(c->dtype);
     const uint32_t *n_fc = fasa__lc_n_fc(c);
     if (rebuild) {
