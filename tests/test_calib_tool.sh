@@ -28,7 +28,7 @@ expect_fail() {
     rm -f "$W/bad.fasa"
     "$@" >"$W/out" 2>"$W/err"
     rc=$?
-    if [ $rc -ne $code ]; then
+    if [ $rc -ne $code ] || grep -q 'Sanitizer\|runtime error' "$W/err"; then
         bad "$name: exit status $rc, expected $code: $(cat "$W/err")"
     elif ! grep -qF -- "$want" "$W/err"; then
         bad "$name: message lacks '$want': $(cat "$W/err")"
@@ -63,6 +63,17 @@ for c in "truncated|truncated data" "magic|bad magic" "header|bad header" \
     name=${c%%|*}
     expect_fail "$name" "${c#*|}" "$BIN" run "$D/bad_$name" -o "$W/bad.fasa" $C
 done
+crashes=0
+for f in "$D"/fuzz*; do
+    "$BIN" run "$f" -o "$W/fuzz.fasa" $C >/dev/null 2>"$W/err"
+    rc=$?
+    # Sanitizers exit with status 1 too: look for their reports.
+    if [ $rc -gt 2 ] || grep -q 'Sanitizer\|runtime error' "$W/err"; then
+        crashes=$((crashes + 1))
+        bad "corrupted header $f: exit status $rc: $(cat "$W/err")"
+    fi
+done
+[ $crashes -eq 0 ] && ok && echo "  ok 40 randomly corrupted headers: no crash"
 expect_fail "positions beyond the dump" "beyond the dump's 80 tokens" \
     "$BIN" run "$D/full" -o "$W/bad.fasa" --positions 40:200:8
 expect_fail "default positions on a short dump" "position 4080" \

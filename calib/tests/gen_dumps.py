@@ -205,6 +205,18 @@ def main():
     os.remove(os.path.join(d, "step56_layer1_k.npy"))
     os.makedirs(os.path.join(out, "bad_empty_dir"))
 
+    # Random header corruption: any outcome but a crash is acceptable.
+    rng = np.random.default_rng(7)
+    for i in range(40):
+        d = os.path.join(out, "fuzz%02d" % i)
+        shutil.copytree(full, d)
+        b = bytearray(raw)
+        for _ in range(1 + i % 4):
+            b[int(rng.integers(0, 128))] = int(rng.integers(0, 256))
+        if i % 5 == 4:
+            b = b[: int(rng.integers(0, 200))]
+        open(os.path.join(d, q1), "wb").write(bytes(b))
+
 
 if __name__ == "__main__":
     main()
