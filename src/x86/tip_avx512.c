@@ -82,6 +82,30 @@ INLINE void store_row(float *o, __m512 a0, __m512 a1, __m512 a2, __m512 a3, size
             ACC_STORE(3);                                                                    \
     } while (0)
 
+/* One row: even and odd channels go to two accumulator sets, so two FMA
+ * chains per token block hide the FMA latency; summed at the end. */
+#define ONE_ROW_BODY(LOAD, T)                                                                \
+    do {                                                                                     \
+        ACC_DECL(0);                                                                         \
+        ACC_DECL(1);                                                                         \
+        size_t c = 0;                                                                        \
+        for (; c + 2 <= n_ch; c += 2) {                                                      \
+            const T *xp = (const T *)tile + c * FASA_TILE;                                   \
+            ACC_FMA(0, W(0, c), LOAD(xp), LOAD(xp + 16), LOAD(xp + 32), LOAD(xp + 48));      \
+            xp += FASA_TILE;                                                                 \
+            ACC_FMA(1, W(0, c + 1), LOAD(xp), LOAD(xp + 16), LOAD(xp + 32), LOAD(xp + 48));  \
+        }                                                                                    \
+        if (c < n_ch) {                                                                      \
+            const T *xp = (const T *)tile + c * FASA_TILE;                                   \
+            ACC_FMA(0, W(0, c), LOAD(xp), LOAD(xp + 16), LOAD(xp + 32), LOAD(xp + 48));      \
+        }                                                                                    \
+        a00 = _mm512_add_ps(a00, a10);                                                       \
+        a01 = _mm512_add_ps(a01, a11);                                                       \
+        a02 = _mm512_add_ps(a02, a12);                                                       \
+        a03 = _mm512_add_ps(a03, a13);                                                       \
+        ACC_STORE(0);                                                                        \
+    } while (0)
+
 #define SCORE_KERNEL(NAME, BODY, T)                                                          \
     TARGET void NAME(const void *tiles, size_t n_fc, size_t n, const float *w, size_t n_rows, \
                      float *out, size_t out_stride)                                          \
@@ -102,8 +126,16 @@ INLINE void store_row(float *o, __m512 a0, __m512 a1, __m512 a2, __m512 a3, size
         }                                                                                    \
     }
 
-#define BODY_F32(RB) TILE_BODY(RB, load_f32, float)
-#define BODY_F16(RB) TILE_BODY(RB, load_f16, uint16_t)
+#define BODY_F32(RB)                                                                         \
+    if (RB == 1)                                                                             \
+        ONE_ROW_BODY(load_f32, float);                                                       \
+    else                                                                                     \
+        TILE_BODY(RB, load_f32, float)
+#define BODY_F16(RB)                                                                         \
+    if (RB == 1)                                                                             \
+        ONE_ROW_BODY(load_f16, uint16_t);                                                    \
+    else                                                                                     \
+        TILE_BODY(RB, load_f16, uint16_t)
 SCORE_KERNEL(fasa__score_labels_f32_avx512, BODY_F32, float)
 SCORE_KERNEL(fasa__score_labels_f16_avx512, BODY_F16, uint16_t)
 
@@ -131,7 +163,10 @@ SCORE_KERNEL(fasa__score_labels_f16_avx512, BODY_F16, uint16_t)
                    h2 = _mm512_castsi512_ps(_mm512_and_si512(y2, hi_mask)),                  \
                    h3 = _mm512_castsi512_ps(_mm512_and_si512(y3, hi_mask));                  \
             ACC_FMA(0, W(0, 2 * u), l0, l1, l2, l3);                                         \
-            ACC_FMA(0, W(0, 2 * u + 1), h0, h1, h2, h3);                                     \
+            if (RB == 1) /* second FMA chain, summed below */                                \
+                ACC_FMA(1, W(0, 2 * u + 1), h0, h1, h2, h3);                                 \
+            else                                                                             \
+                ACC_FMA(0, W(0, 2 * u + 1), h0, h1, h2, h3);                                 \
             if (RB > 1) {                                                                    \
                 ACC_FMA(1, W(1, 2 * u), l0, l1, l2, l3);                                     \
                 ACC_FMA(1, W(1, 2 * u + 1), h0, h1, h2, h3);                                 \
@@ -144,6 +179,12 @@ SCORE_KERNEL(fasa__score_labels_f16_avx512, BODY_F16, uint16_t)
                 ACC_FMA(3, W(3, 2 * u), l0, l1, l2, l3);                                     \
                 ACC_FMA(3, W(3, 2 * u + 1), h0, h1, h2, h3);                                 \
             }                                                                                \
+        }                                                                                    \
+        if (RB == 1) {                                                                       \
+            a00 = _mm512_add_ps(a00, a10);                                                   \
+            a01 = _mm512_add_ps(a01, a11);                                                   \
+            a02 = _mm512_add_ps(a02, a12);                                                   \
+            a03 = _mm512_add_ps(a03, a13);                                                   \
         }                                                                                    \
         ACC_STORE(0);                                                                        \
         if (RB > 1)                                                                          \
