@@ -2,7 +2,7 @@
  * test_guard.c - every input and output of predict, predict_cached, attend,
  * attend_dense and decode_step sits flush against a PROT_NONE page (after
  * the buffer, then before it), at sizes that leave SIMD tails (t = 1, 63,
- * 65, 127; head_dim 64) and for every dtype. Reading or writing one element
+ * 65, 127; head_dim 64, head_dim_v 64 and 40) and for every dtype. Reading or writing one element
  * past an extent kills the program, which check-unit reports as a failure.
  */
 #include "util.h"
@@ -19,15 +19,17 @@ static void *galloc(size_t bytes, int guard) { return test_alloc(bytes, guard); 
 static void run(fasa_ctx *ctx, const fasa_profile *prof, size_t t, size_t n_q, int dt_qk,
                 int dt_v, int dt_out, int guard, int mode)
 {
+    /* head_dim_v 40 in GROUP_SHARED runs: rows that end mid-vector */
+    size_t dv = mode == FASA_GQA_GROUP_SHARED ? 40 : D;
     char desc[160];
-    snprintf(desc, sizeof desc, "t=%zu n_q=%zu qk=%s v=%s out=%s guard=%s mode=%d", t, n_q,
+    snprintf(desc, sizeof desc, "t=%zu n_q=%zu dv=%zu qk=%s v=%s out=%s guard=%s mode=%d", t, n_q, dv,
              test_dtype_name(dt_qk), test_dtype_name(dt_v), test_dtype_name(dt_out),
              guard == TEST_GUARD_AFTER ? "after" : "before", mode);
     test_tensor q, k, v, out;
     test_tensor_make(&q, dt_qk, n_q, HQ, D, TEST_LAYOUT_TOKEN_MAJOR, guard);
     test_tensor_make(&k, dt_qk, t, HKV, D, TEST_LAYOUT_TOKEN_MAJOR, guard);
-    test_tensor_make(&v, dt_v, t, HKV, D, TEST_LAYOUT_HEAD_MAJOR, guard);
-    test_tensor_make(&out, dt_out, n_q, HQ, D, TEST_LAYOUT_TOKEN_MAJOR, guard);
+    test_tensor_make(&v, dt_v, t, HKV, dv, TEST_LAYOUT_HEAD_MAJOR, guard);
+    test_tensor_make(&out, dt_out, n_q, HQ, dv, TEST_LAYOUT_TOKEN_MAJOR, guard);
     test_tensor_randn(&q, 1.0);
     test_tensor_randn(&k, 1.0);
     test_tensor_randn(&v, 1.0);
