@@ -2,8 +2,9 @@
  * test_guard.c - every input and output of predict, predict_cached, attend,
  * attend_dense and decode_step sits flush against a PROT_NONE page (after
  * the buffer, then before it), at sizes that leave SIMD tails (t = 1, 63,
- * 65, 127; head_dim 64, head_dim_v 64 and 40) and for every dtype. Reading or writing one element
- * past an extent kills the program, which check-unit reports as a failure.
+ * 65, 127; head_dim 64; head_dim_v 64 and 40) and for every dtype. Reading
+ * or writing one element past an extent kills the program, which check-unit
+ * reports as a failure.
  */
 #include "util.h"
 
