@@ -28,8 +28,8 @@ static atomic_uint cpu_features_word;
 static uint64_t read_xcr0(void)
 {
     uint32_t lo, hi;
-    /* Raw opcode-free mnemonic; needs no target attribute since OSXSAVE was
-     * checked first. */
+    /* Inline asm rather than _xgetbv(), which would need target("xsave");
+     * only called after CPUID reported OSXSAVE. */
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((uint64_t)hi << 32) | lo;
 }
