@@ -122,7 +122,7 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
     const uint32_t *idx = job->idx;
     const size_t first = job->first;
 
-    FA_VEC part[8 * FA_B];
+    FA_VEC part[4 * FA_B];
     float s[FA_RMAX * FA_B];
     float alpha[FA_RMAX];
     const char *kp[FA_B], *vp[FA_B];
@@ -151,9 +151,10 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             }
         }
 
-        /* 1. logits s[r][j] */
-        for (size_t rr = 0; rr < nr; rr += 8) {
-            const size_t rb = nr - rr < 8 ? nr - rr : 8;
+        /* 1. logits s[r][j], rows in passes of up to 4 (the K block stays
+         * in L1 between passes) */
+        for (size_t rr = 0; rr < nr; rr += 4) {
+            const size_t rb = nr - rr < 4 ? nr - rr : 4;
             const float *qr = q + rr * qs;
             switch (rb) {
             case 1:
@@ -168,25 +169,9 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
                 for (int j0 = 0; j0 < FA_B; j0 += 2)
                     FA_FN(ktile)(qr, qs, kp + j0, 2, 3, dfull, part + j0, kdt);
                 break;
-            case 4:
+            default:
                 for (int j0 = 0; j0 < FA_B; j0 += 2)
                     FA_FN(ktile)(qr, qs, kp + j0, 2, 4, dfull, part + j0, kdt);
-                break;
-            case 5:
-                for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 5, dfull, part + j0, kdt);
-                break;
-            case 6:
-                for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 6, dfull, part + j0, kdt);
-                break;
-            case 7:
-                for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 7, dfull, part + j0, kdt);
-                break;
-            default:
-                for (int j0 = 0; j0 < FA_B; j0++)
-                    FA_FN(ktile)(qr, qs, kp + j0, 1, 8, dfull, part + j0, kdt);
                 break;
             }
             for (size_t r = 0; r < rb; r++) {
