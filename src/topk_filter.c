@@ -131,7 +131,9 @@ void fasa__topk_filter(const float *s, size_t n, size_t k, uint32_t *out, void *
     size_t cap = bytes > 8 * m + 64 + 12 * 16 ? (bytes - 8 * m - 64) / 12 - 16 : 0;
     if (cap > n)
         cap = n;
-    if (n < MIN_N || cap < 2 * k) {
+    /* Large k (a big fraction of n) still filters as long as the candidate
+     * list can hold k plus a margin for the sampling error. */
+    if (n < MIN_N || cap < k + k / 8 + 64) {
         fasa__topk_ref(s, n, k, out, scratch);
         return;
     }
@@ -141,7 +143,7 @@ void fasa__topk_filter(const float *s, size_t n, size_t k, uint32_t *out, void *
     uint32_t *cand = (uint32_t *)(sample + m);
 
     int have_sample = 0;
-    size_t target = 2 * k;
+    size_t target = 2 * k < (k + cap) / 2 ? 2 * k : (k + cap) / 2;
     float t = *tau;
     int from_hint = t == t; /* a NaN hint means none */
     for (int attempt = 0; attempt < MAX_TRIES; attempt++) {
@@ -180,7 +182,7 @@ void fasa__topk_filter(const float *s, size_t n, size_t k, uint32_t *out, void *
         if (c < k) {
             if (t == -INFINITY)
                 break; /* NaN must fill the set: the reference orders them */
-            target *= 4;
+            target = 4 * target < (target + cap) / 2 ? 4 * target : (target + cap) / 2;
         } else {
             if (target == k)
                 break; /* too many equal scores at tau */
