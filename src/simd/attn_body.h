@@ -14,7 +14,10 @@
  *     tokens of the block are added (acc read and written once per block).
  * The rows of the next block are prefetched while this one is computed,
  * which matters for gathered index lists (the hardware prefetcher cannot
- * guess those). Tail dims (head_dim % W) are done in scalar code.
+ * guess those), into L2 only: in the llama.cpp layout one head's rows are
+ * 2 KiB apart, so a block's rows share a few L1 sets and prefetching the
+ * next block into L1 evicts the current one (measured ~25% slower). Tail
+ * dims (head_dim % W) are done in scalar code.
  *
  * Needs from the includer: FA_W, FA_VEC, FA_ATTR, FA_ZERO, FA_SET1, FA_LOADU,
  * FA_STOREU, FA_FMA(a,b,c)=a*b+c, FA_MUL, FA_ADD, FA_SUB, FA_MAX, FA_HMAX,
@@ -143,11 +146,11 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
                 size_t tok = idx ? idx[i] : first + i;
                 const char *pk = kb + tok * kst, *pv = vb + tok * vst;
                 for (size_t o = 0; o < krow; o += 64)
-                    __builtin_prefetch(pk + o, 0, 3);
-                __builtin_prefetch(pk + krow - 1, 0, 3);
+                    __builtin_prefetch(pk + o, 0, 2);
+                __builtin_prefetch(pk + krow - 1, 0, 2);
                 for (size_t o = 0; o < vrow; o += 64)
-                    __builtin_prefetch(pv + o, 0, 3);
-                __builtin_prefetch(pv + vrow - 1, 0, 3);
+                    __builtin_prefetch(pv + o, 0, 2);
+                __builtin_prefetch(pv + vrow - 1, 0, 2);
             }
         }
 
