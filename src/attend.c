@@ -65,15 +65,17 @@ static size_t attend_worker_bytes(size_t qb, size_t group, size_t d, size_t dv)
     return bytes64(rd) + 2 * bytes64(rows) + bytes64(rdv) + 2 * bytes64(group) + bytes64(gdv);
 }
 
-/* Bytes of the partials [n_chunks][Hq] m, l and [n_chunks][Hq][dv] acc, or
+/* Bytes of the flash-decoding region: the query's pre-scaled rows
+ * [Hq][d], and the partials [n_chunks][Hq] m, l and [n_chunks][Hq][dv] acc;
  * 0 on overflow (callers only ask when partials exist). */
-static size_t attend_partial_bytes(size_t n_chunks, size_t n_q_heads, size_t dv)
+static size_t attend_partial_bytes(size_t n_chunks, size_t n_q_heads, size_t d, size_t dv)
 {
-    size_t rows, all;
+    size_t rows, all, qd;
     if (!fasa__mul_ok(n_chunks, n_q_heads, &rows) || !fasa__mul_ok(rows, dv, &all) ||
-        all > SIZE_MAX / 16 || rows > SIZE_MAX / 16)
+        !fasa__mul_ok(n_q_heads, d, &qd) || all > SIZE_MAX / 16 || rows > SIZE_MAX / 16 ||
+        qd > SIZE_MAX / 16)
         return 0;
-    return 2 * bytes64(rows) + bytes64(all);
+    return bytes64(qd) + 2 * bytes64(rows) + bytes64(all);
 }
 
 /* Total workspace bytes including the slack that aligns the pointer. */
@@ -85,7 +87,7 @@ static fasa_status attend_workspace_bytes(fasa_ctx *ctx, size_t n_q, size_t n_q_
     size_t nch = attend_partial_chunks(n_q, max_len);
     int ok = per != 0 && fasa__mul_ok(per, workers, &all);
     if (ok && nch > 0) {
-        size_t part = attend_partial_bytes(nch, n_q_heads, dv);
+        size_t part = attend_partial_bytes(nch, n_q_heads, d, dv);
         ok = part != 0 && fasa__add_ok(all, part, &all);
     }
     if (!ok || !fasa__add_ok(all, 64, &all))
@@ -121,12 +123,14 @@ static void attend_carve(const attend_plan *p, void *workspace, size_t worker, a
 
 /* The partials region, after every worker's scratch. */
 static void attend_carve_partials(const attend_plan *p, void *workspace, size_t n_chunks,
-                                  float **pm, float **pl, float **pacc)
+                                  float **pq, float **pm, float **pl, float **pacc)
 {
     size_t rows = n_chunks * p->n_q_heads;
     char *base = attend_base(workspace) +
                  p->workers * attend_worker_bytes(attend_q_block(p->n_q), p->group, p->head_dim,
                                                   p->head_dim_v);
+    *pq = (float *)(void *)base;
+    base += bytes64(p->n_q_heads * p->head_dim);
     *pm = (float *)(void *)base;
     base += bytes64(rows);
     *pl = (float *)(void *)base;
@@ -337,6 +341,31 @@ static void state_clear(float *m, float *l, float *acc, size_t rows, size_t dv)
     memset(acc, 0, rows * dv * sizeof(float));
 }
 
+/* A job for the set's rows and KV head with state (m, l, acc [rows][dv]);
+ * the caller sets the tokens (idx/first/n). */
+static void attend_job(const attend_plan *p, const fasa_view *k, const fasa_view *v,
+                       const float *qrows, const attend_set *st, float *m, float *l, float *acc,
+                       fasa__attn_job *job)
+{
+    memset(job, 0, sizeof *job);
+    job->q = qrows;
+    job->n_rows = st->rows;
+    job->q_stride = p->head_dim;
+    job->k = fasa__row(k, 0, st->kv);
+    job->k_stride = k->token_stride;
+    job->k_dtype = k->dtype;
+    job->v = fasa__row(v, 0, st->kv);
+    job->v_stride = v->token_stride;
+    job->v_dtype = v->dtype;
+    job->head_dim = p->head_dim;
+    job->head_dim_v = p->head_dim_v;
+    job->idx = st->idx;
+    job->m = m;
+    job->l = l;
+    job->acc = acc;
+    job->acc_stride = p->head_dim_v;
+}
+
 /* Chunk c (FASA_KV_CHUNK tokens of the set's list) from the empty state
  * into m, l, acc [rows][dv]. */
 static void attend_chunk(const attend_plan *p, const fasa__kernels *kern, const fasa_view *k,
@@ -347,26 +376,42 @@ static void attend_chunk(const attend_plan *p, const fasa__kernels *kern, const 
     const size_t n = st->len - lo < FASA_KV_CHUNK ? st->len - lo : FASA_KV_CHUNK;
     state_clear(m, l, acc, st->rows, p->head_dim_v);
     fasa__attn_job job;
-    memset(&job, 0, sizeof job);
-    job.q = qrows;
-    job.n_rows = st->rows;
-    job.q_stride = p->head_dim;
-    job.k = fasa__row(k, 0, st->kv);
-    job.k_stride = k->token_stride;
-    job.k_dtype = k->dtype;
-    job.v = fasa__row(v, 0, st->kv);
-    job.v_stride = v->token_stride;
-    job.v_dtype = v->dtype;
-    job.head_dim = p->head_dim;
-    job.head_dim_v = p->head_dim_v;
+    attend_job(p, k, v, qrows, st, m, l, acc, &job);
     job.idx = st->idx != NULL ? st->idx + lo : NULL;
     job.first = st->idx != NULL ? 0 : lo;
     job.n = n;
-    job.m = m;
-    job.l = l;
-    job.acc = acc;
-    job.acc_stride = p->head_dim_v;
     kern->attn(&job);
+}
+
+/* Dense single-query item: chunk c of KV heads [g0, g1), all from the empty
+ * state into their partials. The heads advance together in sub-blocks of
+ * FASA_DENSE_SUB tokens, so the item streams whole token rows of the
+ * head-interleaved cache instead of one head's 2-KiB-strided rows at a
+ * time. Kernel blocks start at multiples of 16 tokens either way, so the
+ * arithmetic is exactly attend_chunk's. */
+#define FASA_DENSE_SUB 64
+static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
+                               const fasa_view *k, const fasa_view *v, const float *qall,
+                               size_t c, size_t g0, size_t g1, float *pm, float *pl, float *pacc)
+{
+    const size_t H = p->n_q_heads, G = p->group, d = p->head_dim, dv = p->head_dim_v;
+    const size_t lo = c * FASA_KV_CHUNK, len = plan_t_i(p, 0);
+    const size_t hi = len - lo < FASA_KV_CHUNK ? len : lo + FASA_KV_CHUNK;
+    for (size_t g = g0; g < g1; g++) {
+        size_t row = c * H + g * G;
+        state_clear(pm + row, pl + row, pacc + row * dv, G, dv);
+    }
+    for (size_t i0 = lo; i0 < hi; i0 += FASA_DENSE_SUB)
+        for (size_t g = g0; g < g1; g++) {
+            attend_set st;
+            attend_set_of(p, 0, g, &st);
+            size_t row = c * H + g * G;
+            fasa__attn_job job;
+            attend_job(p, k, v, qall + st.h0 * d, &st, pm + row, pl + row, pacc + row * dv, &job);
+            job.first = i0;
+            job.n = hi - i0 < FASA_DENSE_SUB ? hi - i0 : FASA_DENSE_SUB;
+            kern->attn(&job);
+        }
 }
 
 /* out = acc / l and lse = m + log(l) of the set's rows; an empty set gives
@@ -483,25 +528,46 @@ static void attend_run(const attend_plan *p, const fasa__kernels *kern, const fa
     }
 
     /* flash-decoding: n_q == 1 */
-    float *pm, *pl, *pacc;
-    attend_carve_partials(p, workspace, nch, &pm, &pl, &pacc);
-    const size_t H = p->n_q_heads, dv = p->head_dim_v;
+    float *pq, *pm, *pl, *pacc;
+    attend_carve_partials(p, workspace, nch, &pq, &pm, &pl, &pacc);
+    const size_t H = p->n_q_heads, dv = p->head_dim_v, d = p->head_dim;
+    attend_set all = {0, H, 0, NULL, 0};
+    load_q(p, q, 0, &all, pq);
+    /* Dense: item = (chunk, group of KV heads). How the heads are grouped
+     * does not change the arithmetic, so the group count may follow the
+     * thread count (about two items per thread). */
+    size_t per = nsets;
+    if (p->dense) {
+        size_t want = (2 * (size_t)nt + nch - 1) / nch; /* groups per chunk */
+        want = want < 1 ? 1 : want > nsets ? nsets : want;
+        per = (nsets + want - 1) / want;
+    }
+    const size_t n_groups = (nsets + per - 1) / per;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         attend_scratch sc;
         attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
         /* chunk-major order: threads working at the same time read nearby
          * tokens of the interleaved cache (DRAM page locality) */
+        if (p->dense) {
 #pragma omp for schedule(dynamic, 1)
-        for (size_t it = 0; it < nsets * nch; it++) {
-            attend_set st;
-            size_t s = it % nsets, c = it / nsets;
-            attend_set_of(p, 0, s, &st);
-            if (c * FASA_KV_CHUNK >= st.len)
-                continue;
-            load_q(p, q, 0, &st, sc.q);
-            size_t row = c * H + st.h0;
-            attend_chunk(p, kern, k, v, sc.q, &st, c, pm + row, pl + row, pacc + row * dv);
+            for (size_t it = 0; it < nch * n_groups; it++) {
+                size_t c = it / n_groups, g0 = it % n_groups * per;
+                size_t g1 = g0 + per < nsets ? g0 + per : nsets;
+                attend_dense_chunk(p, kern, k, v, pq, c, g0, g1, pm, pl, pacc);
+            }
+        } else {
+#pragma omp for schedule(dynamic, 1)
+            for (size_t it = 0; it < nsets * nch; it++) {
+                attend_set st;
+                size_t s = it % nsets, c = it / nsets;
+                attend_set_of(p, 0, s, &st);
+                if (c * FASA_KV_CHUNK >= st.len)
+                    continue;
+                size_t row = c * H + st.h0;
+                attend_chunk(p, kern, k, v, pq + st.h0 * d, &st, c, pm + row, pl + row,
+                             pacc + row * dv);
+            }
         }
         /* implicit barrier: every partial is written */
 #pragma omp for schedule(dynamic, 1)
