@@ -132,6 +132,7 @@ static int open_shard(shard *s, const char *path, char *err, size_t cap)
     free(text);
     if (json_root(&s->doc)->type != JSON_OBJECT) {
         snprintf(err, cap, "%s: header is not a JSON object", path);
+        json_free(&s->doc);
         return -1;
     }
     s->data_start = 8 + hl;
