@@ -168,6 +168,37 @@ __attribute__((noinline)) static float read_sum(const float *p, size_t n)
     return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* The same with 32-byte loads, four sums and a software prefetch 2 KiB
+ * ahead: the fastest plain read measured on the development machine (the
+ * portable loop reads about 20% slower), so kernels are compared against
+ * the best the core can do. */
+__attribute__((noinline, target("avx2"))) static float read_sum_avx2(const float *p, size_t n)
+{
+    __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __builtin_prefetch(p + i + 512, 0, 2);
+        a = _mm256_add_ps(a, _mm256_loadu_ps(p + i));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(p + i + 8));
+        c = _mm256_add_ps(c, _mm256_loadu_ps(p + i + 16));
+        d = _mm256_add_ps(d, _mm256_loadu_ps(p + i + 24));
+    }
+    float o[8];
+    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    return o[0] + o[1] + o[2] + o[3] + o[4] + o[5] + o[6] + o[7] + read_sum(p + i, n - i);
+}
+static float read_best(const float *p, size_t n)
+{
+    if (__builtin_cpu_supports("avx2"))
+        return read_sum_avx2(p, n);
+    return read_sum(p, n);
+}
+#else
+static float read_best(const float *p, size_t n) { return read_sum(p, n); }
+#endif
+
 /* GB/s (1e9 B/s) of one streaming read of buf with nt threads, median of
  * passes. */
 static double read_bandwidth(const float *buf, size_t n, int nt, int passes)
@@ -182,7 +213,7 @@ static double read_bandwidth(const float *buf, size_t n, int nt, int passes)
 #pragma omp parallel for num_threads(nt) reduction(+ : tot) schedule(static)
         for (int c = 0; c < nt; c++) {
             size_t lo = n / (size_t)nt * (size_t)c, hi = c == nt - 1 ? n : lo + n / (size_t)nt;
-            tot += read_sum(buf + lo, hi - lo);
+            tot += read_best(buf + lo, hi - lo);
         }
         t[p] = now_s() - t0;
         sink += tot;
