@@ -74,6 +74,16 @@ typedef void (*fasa__convert_fn)(const float *src, size_t n, void *dst);
 typedef void (*fasa__topk_hint_fn)(const float *s, size_t n, size_t k, uint32_t *out,
                                    void *scratch, float *tau);
 
+/* Label-cache staging (docs/kernels.md), elements of es = 2 or 4 bytes.
+ * gather:    dst[i] = row[idx[i]] for i < n (row holds d elements).
+ * transpose: tile[c*FASA_TILE + j] = j < rows ? stage[j*ld + c] : 0 for
+ *            c < m, j < FASA_TILE; ld (elements) is a multiple of 64/es and
+ *            >= m, and stage has FASA_TILE rows of ld elements. */
+typedef void (*fasa__lc_gather_fn)(const void *row, size_t d, const uint16_t *idx, size_t n,
+                                   size_t es, void *dst);
+typedef void (*fasa__lc_transpose_fn)(const void *stage, size_t ld, size_t rows, size_t m,
+                                      size_t es, void *tile);
+
 /* The dispatch table of one CPU level. Arrays indexed by fasa_dtype. */
 typedef struct fasa__kernels {
     fasa__score_dims_fn score_dims[3];
@@ -82,6 +92,8 @@ typedef struct fasa__kernels {
     fasa__score_labels_fn score_labels[3];
     fasa__convert_fn convert[3]; /* [FASA_DTYPE_F32] unused (NULL) */
     fasa__topk_hint_fn topk_hint;
+    fasa__lc_gather_fn lc_gather;
+    fasa__lc_transpose_fn lc_transpose;
 } fasa__kernels;
 
 /* Table for a CPU level (FASA_CPU_AUTO = best detected); resolved once. */

@@ -120,7 +120,13 @@ static fasa_status plan_layout(const fasa_profile *p, size_t layer, fasa_gqa_mod
     off = fasa__align_up(off, 4);
     hdr->off_dims = off;
     off += hkv * 2 * max_fc * sizeof(uint32_t);
+    size_t es = fasa__dtype_size(dtype);
+    hdr->stage_ld = fasa__align_up(2 * max_fc * es, 64) / es;
+    hdr->off_perm = off;
+    off += hkv * hdr->stage_ld * sizeof(uint16_t);
     off = fasa__align_up(off, 64);
+    hdr->off_stage = off;
+    off += hkv * FASA_TILE * hdr->stage_ld * es;
     size_t total;
     if (!fasa__add_ok(off, tiles_bytes, &total) || total > SIZE_MAX - 64)
         return FASA_ERR_OVERFLOW;
@@ -168,12 +174,20 @@ FASA_API fasa_status fasa_label_cache_init(void *mem, size_t bytes, const fasa_p
     uint32_t *fcs = (uint32_t *)((char *)c + c->off_fcs);
     uint64_t *head_off = (uint64_t *)((char *)c + c->off_head);
     uint32_t *dims = (uint32_t *)((char *)c + c->off_dims);
-    uint64_t off = fasa__align_up(c->off_dims + c->n_kv_heads * 2 * c->max_fc * sizeof(uint32_t), 64);
+    uint16_t *perm = (uint16_t *)((char *)c + c->off_perm);
+    size_t es = fasa__dtype_size(dtype);
+    uint64_t off = c->off_stage + c->n_kv_heads * FASA_TILE * c->stage_ld * es;
+    /* Staging starts zeroed: its padding columns are never written, so the
+     * block's bytes stay independent of what the memory held. */
+    memset(perm, 0, (size_t)(off - c->off_perm));
     for (size_t g = 0; g < c->n_kv_heads; g++) {
         n_fc[g] = (uint32_t)head_fcs(profile, layer, mode, g, fcs + g * c->max_fc);
         for (size_t u = 0; u < n_fc[g]; u++)
             fasa__fc_dims(c->pair_layout, c->head_dim, fcs[g * c->max_fc + u],
                           &dims[(g * c->max_fc + u) * 2], &dims[(g * c->max_fc + u) * 2 + 1]);
+        /* head_dim <= 2 * FASA__MAX_FC fits uint16_t. */
+        for (size_t ch = 0; ch < 2 * (size_t)n_fc[g]; ch++)
+            perm[g * c->stage_ld + ch] = (uint16_t)dims[g * 2 * c->max_fc + ch];
         head_off[g] = off;
         off += (uint64_t)n_fc[g] * fasa__align_up((size_t)c->capacity, FASA_TILE) * 2 *
                fasa__dtype_size(dtype);
@@ -190,52 +204,48 @@ int fasa__lc_valid(const fasa_label_cache *c)
             c->dtype == FASA_DTYPE_BF16);
 }
 
-/* Channel c of token j inside a tile (bf16: pair-interleaved). */
-static inline size_t slot(int pairs, size_t c, size_t j)
-{
-    return pairs ? (c >> 1) * 2 * FASA_TILE + 2 * j + (c & 1) : c * FASA_TILE + j;
-}
-
-/* Copy the n_ch = 2*nf channel values of one key row into tile position j.
- * Same 16-bit dtype: raw element copies; otherwise through f32 and the
- * convert kernel. */
-static void pack_row(const fasa_label_cache *c, const uint32_t *dims, size_t n_ch,
-                     const void *row, int32_t src_dtype, void *tile, size_t j,
-                     fasa__convert_fn convert)
+/* Stage the n_ch channel values of one key row of another dtype (row j of
+ * the head's staging area, channel order) through f32 and the convert
+ * kernel (round to nearest even); same dtypes use the gather kernel. */
+static void stage_row(const fasa_label_cache *c, const fasa__kernels *kern, size_t h,
+                      size_t n_ch, const void *row, int32_t src_dtype, void *dst)
 {
     int32_t dt = c->dtype;
-    int pairs = dt == FASA_DTYPE_BF16;
-    if (src_dtype == dt && dt != FASA_DTYPE_F32) {
-        const uint16_t *src = row;
-        uint16_t *dst = tile;
-        if (pairs) {
-            for (size_t u = 0; u < n_ch / 2; u++) {
-                dst[u * 2 * FASA_TILE + 2 * j] = src[dims[2 * u]];
-                dst[u * 2 * FASA_TILE + 2 * j + 1] = src[dims[2 * u + 1]];
-            }
-        } else {
-            for (size_t ch = 0; ch < n_ch; ch++)
-                dst[ch * FASA_TILE + j] = src[dims[ch]];
-        }
-        return;
-    }
+    const uint32_t *dims = fasa__lc_dims(c, h);
     float tmp[2 * CHUNK_FC];
-    uint16_t half[2 * CHUNK_FC];
     for (size_t c0 = 0; c0 < n_ch; c0 += 2 * CHUNK_FC) {
         size_t m = n_ch - c0 < 2 * CHUNK_FC ? n_ch - c0 : 2 * CHUNK_FC;
-        for (size_t i = 0; i < m; i++)
-            tmp[i] = fasa__load(row, src_dtype, dims[c0 + i]);
         if (dt == FASA_DTYPE_F32) {
-            float *dst = tile;
             for (size_t i = 0; i < m; i++)
-                dst[(c0 + i) * FASA_TILE + j] = tmp[i];
+                ((float *)dst)[c0 + i] = fasa__load(row, src_dtype, dims[c0 + i]);
             continue;
         }
-        convert(tmp, m, half);
-        uint16_t *dst = tile;
         for (size_t i = 0; i < m; i++)
-            dst[slot(pairs, c0 + i, j)] = half[i];
+            tmp[i] = fasa__load(row, src_dtype, dims[c0 + i]);
+        kern->convert[dt](tmp, m, (uint16_t *)dst + c0);
     }
+}
+
+/* Transpose the first `rows` staged tokens of head h into tile `tile`
+ * (zeros after them). f32/f16: [2*n_fc][64] elements; bf16 moves 32-bit
+ * pairs, giving [n_fc][64][2]. */
+static void stage_to_tile(fasa_label_cache *c, const fasa__kernels *kern, size_t h, size_t rows,
+                          size_t tile)
+{
+    size_t n_fc = fasa__lc_n_fc(c)[h], es = fasa__dtype_size(c->dtype);
+    size_t us = c->dtype == FASA_DTYPE_F16 ? 2 : 4;
+    size_t m = c->dtype == FASA_DTYPE_BF16 ? n_fc : 2 * n_fc;
+    char *dst = (char *)fasa__lc_tiles(c, h) + tile * 2 * n_fc * FASA_TILE * es;
+    kern->lc_transpose(fasa__lc_stage(c, h), (size_t)c->stage_ld * es / us, rows, m, us, dst);
+}
+
+void fasa__lc_flush(fasa_label_cache *c, const fasa__kernels *k)
+{
+    size_t open = (size_t)(c->n_tokens % FASA_TILE);
+    if (open == 0)
+        return;
+    for (size_t h = 0; h < c->n_kv_heads; h++)
+        stage_to_tile(c, k, h, open, (size_t)(c->n_tokens / FASA_TILE));
 }
 
 /* Append k after `base` tokens (base = 0 rebuilds). Validates everything
@@ -260,29 +270,30 @@ static fasa_status add_tokens(fasa_label_cache *c, const fasa_view *k, int rebui
     if (fasa__span_overlap(kb, (size_t)(ke - kb), c, (size_t)c->total_bytes))
         return FASA_ERR_ALIASING;
 
-    fasa__convert_fn convert = NULL; /* only needed across dtypes */
-    if (k->dtype != c->dtype && c->dtype != FASA_DTYPE_F32)
-        convert = fasa__kernels_get(FASA_CPU_AUTO)->convert[c->dtype];
-    size_t es = fasa__dtype_size(c->dtype);
+    const fasa__kernels *kern = fasa__kernels_get(FASA_CPU_AUTO);
+    size_t es = fasa__dtype_size(c->dtype), row_bytes = (size_t)c->stage_ld * es;
+    size_t d = (size_t)c->head_dim;
+    int same = k->dtype == c->dtype;
     const uint32_t *n_fc = fasa__lc_n_fc(c);
     if (rebuild) {
         c->n_tokens = 0;
         reset_memo(c);
     }
-    /* Head by head, so a bulk build fills one head's tile while it is in
-     * L1. */
+    /* Tokens go token-major into the head's staging rows (contiguous
+     * stores); a full tile is transposed into place at once. The open
+     * tile's bytes are written when it fills or by fasa__lc_flush. */
     for (size_t h = 0; h < c->n_kv_heads; h++) {
-        size_t n_ch = 2 * (size_t)n_fc[h], tile_bytes = n_ch * FASA_TILE * es;
-        const uint32_t *dims = fasa__lc_dims(c, h);
-        char *tiles = fasa__lc_tiles(c, h);
+        size_t n_ch = 2 * (size_t)n_fc[h];
+        char *stage = fasa__lc_stage(c, h);
+        const uint16_t *perm = fasa__lc_perm(c, h);
         for (size_t t = 0; t < n; t++) {
             size_t pos = base + t, j = pos % FASA_TILE;
-            char *tile = tiles + (pos / FASA_TILE) * tile_bytes;
-            /* A fresh tile starts zeroed, so kernels may read whole tiles
-             * and the bytes never depend on what the memory held before. */
-            if (j == 0)
-                memset(tile, 0, tile_bytes);
-            pack_row(c, dims, n_ch, fasa__row(k, t, h), k->dtype, tile, j, convert);
+            if (same)
+                kern->lc_gather(fasa__row(k, t, h), d, perm, n_ch, es, stage + j * row_bytes);
+            else
+                stage_row(c, kern, h, n_ch, fasa__row(k, t, h), k->dtype, stage + j * row_bytes);
+            if (j == FASA_TILE - 1)
+                stage_to_tile(c, kern, h, FASA_TILE, pos / FASA_TILE);
         }
     }
     c->n_tokens = base + n;

@@ -10,7 +10,7 @@
 #ifndef FASA_LABEL_CACHE_H
 #define FASA_LABEL_CACHE_H
 
-#define FASA__LABEL_MAGIC 0x3142414c41534146ull /* "FASALAB1" */
+#define FASA__LABEL_MAGIC 0x3242414c41534146ull /* "FASALAB2" */
 
 struct fasa_label_cache {
     uint64_t magic;
@@ -28,6 +28,10 @@ struct fasa_label_cache {
     uint64_t off_head;    /* uint64_t [Hkv]: byte offset of the head's tiles */
     uint64_t off_memo;    /* float [n_sets]: previous selection threshold   */
     uint64_t off_dims;    /* uint32_t [Hkv][2*max_fc]: key dim of channel c */
+    uint64_t stage_ld;    /* elements per staging row (>= 2*max_fc, 64 B)  */
+    uint64_t off_perm;    /* uint16_t [Hkv][stage_ld]: dims as gather index */
+    uint64_t off_stage;   /* [Hkv][FASA_TILE][stage_ld] elements: the open
+                             tile, token-major (docs/kernels.md)           */
 };
 
 static inline const uint32_t *fasa__lc_n_fc(const fasa_label_cache *c)
@@ -50,6 +54,16 @@ static inline const uint32_t *fasa__lc_dims(const fasa_label_cache *c, size_t h)
 {
     return (const uint32_t *)((const char *)c + c->off_dims) + h * 2 * c->max_fc;
 }
+static inline const uint16_t *fasa__lc_perm(const fasa_label_cache *c, size_t h)
+{
+    return (const uint16_t *)((const char *)c + c->off_perm) + h * c->stage_ld;
+}
+/* Staging rows of KV head h: row j holds channel c of token j at c. */
+static inline void *fasa__lc_stage(fasa_label_cache *c, size_t h)
+{
+    size_t es = c->dtype == FASA_DTYPE_F32 ? 4 : 2;
+    return (char *)c + c->off_stage + h * FASA_TILE * c->stage_ld * es;
+}
 static inline float *fasa__lc_memo(fasa_label_cache *c)
 {
     return (float *)((char *)c + c->off_memo);
@@ -58,6 +72,10 @@ static inline float *fasa__lc_memo(fasa_label_cache *c)
 /* Fingerprint of what a cache for (profile, layer, mode) stores: shape,
  * layer, mode and the FC sets of every head involved. Arguments valid. */
 uint64_t fasa__lc_fingerprint(const fasa_profile *p, size_t layer, int mode);
+
+/* Write the staged tokens of the open tile (if any) into it, zeros after
+ * them, so every tile up to n_tokens can be scored. */
+void fasa__lc_flush(fasa_label_cache *c, const fasa__kernels *k);
 
 /* 1 when c looks like an initialized cache (magic and sane fields). */
 int fasa__lc_valid(const fasa_label_cache *c);

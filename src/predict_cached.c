@@ -112,6 +112,7 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
         return fasa__fail(ctx, FASA_ERR_ALIASING, "an output or the workspace overlaps the cache");
 
     const fasa__kernels *kern = fasa__kernels_get(fasa__level(ctx));
+    fasa__lc_flush(cache, kern);
     size_t hkv = plan.n_kv_heads;
     for (size_t i = 0; i < plan.n_q; i++) {
 #if defined(FASA_OPENMP)

@@ -206,6 +206,76 @@ static void test_convert(const entry *e, const entry *ref)
     }
 }
 
+/* ------------------------------------------- label-cache staging ops */
+
+/* Kernel and reference against the definition in kernels.h (elements of
+ * es bytes; sentinels after every output). */
+static void test_lc_gather(const entry *e, const entry *ref)
+{
+    static const size_t DS[] = {1, 5, 64, 100, 128, 200, 256, 300};
+    static const size_t NS[] = {0, 1, 31, 32, 33, 78, 200};
+    fasa__lc_gather_fn fns[2] = {(fasa__lc_gather_fn)e->fn, (fasa__lc_gather_fn)ref->fn};
+    for (size_t es = 2; es <= 4; es += 2)
+        for (size_t di = 0; di < sizeof DS / sizeof DS[0]; di++)
+            for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
+                size_t d = DS[di], n = NS[ni];
+                void *b1, *b2, *b3;
+                unsigned char *row = buf(d * es, 4, &b1), *out = buf((n + 8) * es, 4, &b2);
+                uint16_t *idx = buf((n + 1) * 2, 2, &b3);
+                for (size_t i = 0; i < d * es; i++)
+                    row[i] = (unsigned char)test_rand_u64();
+                for (size_t i = 0; i < n; i++)
+                    idx[i] = (uint16_t)(test_rand_u64() % d);
+                for (int f = 0; f < 2; f++) {
+                    memset(out, 0xCD, (n + 8) * es);
+                    fns[f](row, d, idx, n, es, out);
+                    int ok = 1;
+                    for (size_t i = 0; i < n; i++)
+                        ok &= memcmp(out + i * es, row + idx[i] * es, es) == 0;
+                    for (size_t i = n * es; i < (n + 8) * es; i++)
+                        ok &= out[i] == 0xCD;
+                    CHECKF(ok, "%s: es %zu d %zu n %zu wrong", f ? ref->name : e->name, es, d, n);
+                }
+                free(b1), free(b2), free(b3);
+            }
+}
+
+static void test_lc_transpose(const entry *e, const entry *ref)
+{
+    static const size_t MS[] = {1, 15, 16, 17, 32, 33, 78};
+    static const size_t ROWS[] = {0, 1, 31, 33, 63, 64};
+    fasa__lc_transpose_fn fns[2] = {(fasa__lc_transpose_fn)e->fn,
+                                    (fasa__lc_transpose_fn)ref->fn};
+    for (size_t es = 2; es <= 4; es += 2)
+        for (size_t mi = 0; mi < sizeof MS / sizeof MS[0]; mi++)
+            for (size_t extra = 0; extra < 2; extra++)
+                for (size_t ri = 0; ri < sizeof ROWS / sizeof ROWS[0]; ri++) {
+                    size_t m = MS[mi], rows = ROWS[ri], per = 64 / es;
+                    size_t ld = (m + per - 1) / per * per + extra * per;
+                    size_t tb = (m * FASA_TILE + 16) * es;
+                    void *b1, *b2;
+                    unsigned char *st = buf(FASA_TILE * ld * es, 4, &b1), *tile = buf(tb, 4, &b2);
+                    for (size_t i = 0; i < FASA_TILE * ld * es; i++)
+                        st[i] = (unsigned char)test_rand_u64();
+                    for (int f = 0; f < 2; f++) {
+                        memset(tile, 0xCD, tb);
+                        fns[f](st, ld, rows, m, es, tile);
+                        int ok = 1;
+                        for (size_t c = 0; c < m; c++)
+                            for (size_t j = 0; j < FASA_TILE; j++) {
+                                const unsigned char *got = tile + (c * FASA_TILE + j) * es;
+                                for (size_t b = 0; b < es; b++)
+                                    ok &= got[b] == (j < rows ? st[(j * ld + c) * es + b] : 0);
+                            }
+                        for (size_t i = m * FASA_TILE * es; i < tb; i++)
+                            ok &= tile[i] == 0xCD;
+                        CHECKF(ok, "%s: es %zu m %zu ld %zu rows %zu wrong",
+                               f ? ref->name : e->name, es, m, ld, rows);
+                    }
+                    free(b1), free(b2);
+                }
+}
+
 /* --------------------------------------------------------------- topk */
 
 enum { P_NORMAL, P_EQUAL, P_NAN, P_NEGINF, P_ASC, P_DESC, P_FEW, P_SIGNED_ZERO, P_COUNT };
@@ -399,7 +469,8 @@ int main(int argc, char **argv)
     size_t tested = 0, skipped = 0;
     for (size_t i = 0; i < N_ENTRIES; i++) {
         const entry *e = &registry[i];
-        if (e->level == FASA_CPU_SCALAR && strcmp(e->op, "topk_hint") != 0)
+        if (e->level == FASA_CPU_SCALAR && strcmp(e->op, "topk_hint") != 0 &&
+            strncmp(e->op, "lc_", 3) != 0)
             continue;
         if (!fasa__level_usable(e->level)) {
             skipped++;
@@ -419,6 +490,10 @@ int main(int argc, char **argv)
             test_topk(e, 1);
         else if (strcmp(e->op, "attn") == 0)
             test_attn(e, ref);
+        else if (strcmp(e->op, "lc_gather") == 0)
+            test_lc_gather(e, ref);
+        else if (strcmp(e->op, "lc_transpose") == 0)
+            test_lc_transpose(e, ref);
         else
             CHECKF(0, "%s: op %s has no test", e->name, e->op);
         test_note("%-40s %s", e->name, test_failures() == before ? "ok" : "FAILED");
