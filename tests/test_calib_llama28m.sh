@@ -4,7 +4,7 @@
 # given windows of llama-28m with the runtime (examples/llama), calibrates
 # with fasa-calib's defaults and compares bit for bit. With CALIB_REGEN=1 it
 # writes PROFILE instead (make calib-regen). Skips when the model or the
-# runtime is absent.
+# runtime is absent. CALIB_THREADS (default 1) is passed to both tools.
 set -u
 BIN=$1
 LLAMA=$2
@@ -12,6 +12,7 @@ MODEL=$3
 W=$4
 PROFILE=$5
 WINDOWS=$6
+THREADS=${CALIB_THREADS:-1}
 
 if [ ! -d "$MODEL" ]; then
     echo "check-calib-llama28m: skip: model $MODEL absent"
@@ -29,7 +30,7 @@ rm -rf "$W" && mkdir -p "$W" || exit 1
 t0=$(date +%s)
 dirs=
 for w in $WINDOWS; do
-    if ! "$LLAMA" dump --model "$MODEL" --window "$w" --out "$W/w$w" >"$W/dump.log" 2>&1; then
+    if ! "$LLAMA" dump --model "$MODEL" --window "$w" --threads "$THREADS" --out "$W/w$w" >"$W/dump.log" 2>&1; then
         echo "check-calib-llama28m: FAIL: $LLAMA dump --window $w:"
         cat "$W/dump.log"
         exit 1
@@ -38,7 +39,7 @@ for w in $WINDOWS; do
 done
 t1=$(date +%s)
 # shellcheck disable=SC2086 # one argument per window directory
-if ! "$BIN" run $dirs -o "$W/llama-28m.fasa" >"$W/run.log" 2>&1; then
+if ! "$BIN" run $dirs --threads "$THREADS" -o "$W/llama-28m.fasa" >"$W/run.log" 2>&1; then
     echo "check-calib-llama28m: FAIL: fasa-calib run:"
     cat "$W/run.log"
     exit 1
