@@ -74,13 +74,16 @@ typedef void (*fasa__convert_fn)(const float *src, size_t n, void *dst);
 typedef void (*fasa__topk_hint_fn)(const float *s, size_t n, size_t k, uint32_t *out,
                                    void *scratch, float *tau);
 
-/* Label-cache staging (docs/kernels.md), elements of es = 2 or 4 bytes.
- * gather:    dst[i] = row[idx[i]] for i < n (row holds d elements).
+/* Label-cache staging (docs/kernels.md), elements of es = 2 or 4 bytes,
+ * strides in elements.
+ * gather:    for h < n_heads, i < 2*n_fc[h]: dst[h*dst_stride + i] =
+ *            row[h*row_stride + idx[h*idx_stride + i]] (d elements a row).
  * transpose: tile[c*FASA_TILE + j] = j < rows ? stage[j*ld + c] : 0 for
  *            c < m, j < FASA_TILE; ld (elements) is a multiple of 64/es and
  *            >= m, and stage has FASA_TILE rows of ld elements. */
-typedef void (*fasa__lc_gather_fn)(const void *row, size_t d, const uint16_t *idx, size_t n,
-                                   size_t es, void *dst);
+typedef void (*fasa__lc_gather_fn)(const void *row, size_t row_stride, size_t d,
+                                   const uint16_t *idx, size_t idx_stride, const uint32_t *n_fc,
+                                   size_t n_heads, size_t es, void *dst, size_t dst_stride);
 typedef void (*fasa__lc_transpose_fn)(const void *stage, size_t ld, size_t rows, size_t m,
                                       size_t es, void *tile);
 

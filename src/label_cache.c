@@ -279,22 +279,25 @@ static fasa_status add_tokens(fasa_label_cache *c, const fasa_view *k, int rebui
         c->n_tokens = 0;
         reset_memo(c);
     }
-    /* Tokens go token-major into the head's staging rows (contiguous
-     * stores); a full tile is transposed into place at once. The open
-     * tile's bytes are written when it fills or by fasa__lc_flush. */
-    for (size_t h = 0; h < c->n_kv_heads; h++) {
-        size_t n_ch = 2 * (size_t)n_fc[h];
-        char *stage = fasa__lc_stage(c, h);
-        const uint16_t *perm = fasa__lc_perm(c, h);
-        for (size_t t = 0; t < n; t++) {
-            size_t pos = base + t, j = pos % FASA_TILE;
-            if (same)
-                kern->lc_gather(fasa__row(k, t, h), d, perm, n_ch, es, stage + j * row_bytes);
-            else
-                stage_row(c, kern, h, n_ch, fasa__row(k, t, h), k->dtype, stage + j * row_bytes);
-            if (j == FASA_TILE - 1)
+    /* Tokens go token-major into the heads' staging rows (contiguous
+     * stores, all heads of a token in one kernel call); a full tile is
+     * transposed into place at once. The open tile's bytes are written
+     * when it fills or by fasa__lc_flush. */
+    size_t hkv = (size_t)c->n_kv_heads, stage_stride = FASA_TILE * (size_t)c->stage_ld;
+    char *stage0 = fasa__lc_stage(c, 0);
+    for (size_t t = 0; t < n; t++) {
+        size_t pos = base + t, j = pos % FASA_TILE;
+        if (same)
+            kern->lc_gather(fasa__row(k, t, 0), k->head_stride, d, fasa__lc_perm(c, 0),
+                            (size_t)c->stage_ld, n_fc, hkv, es, stage0 + j * row_bytes,
+                            stage_stride);
+        else
+            for (size_t h = 0; h < hkv; h++)
+                stage_row(c, kern, h, 2 * (size_t)n_fc[h], fasa__row(k, t, h), k->dtype,
+                          (char *)fasa__lc_stage(c, h) + j * row_bytes);
+        if (j == FASA_TILE - 1)
+            for (size_t h = 0; h < hkv; h++)
                 stage_to_tile(c, kern, h, FASA_TILE, pos / FASA_TILE);
-        }
     }
     c->n_tokens = base + n;
     return FASA_OK;

@@ -213,28 +213,40 @@ static void test_convert(const entry *e, const entry *ref)
 static void test_lc_gather(const entry *e, const entry *ref)
 {
     static const size_t DS[] = {1, 5, 64, 100, 128, 200, 256, 300};
-    static const size_t NS[] = {0, 1, 31, 32, 33, 78, 200};
+    static const uint32_t NFC[] = {0, 1, 15, 16, 17, 39, 100};
+    const size_t H = 3;
     fasa__lc_gather_fn fns[2] = {(fasa__lc_gather_fn)e->fn, (fasa__lc_gather_fn)ref->fn};
     for (size_t es = 2; es <= 4; es += 2)
         for (size_t di = 0; di < sizeof DS / sizeof DS[0]; di++)
-            for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
-                size_t d = DS[di], n = NS[ni];
+            for (size_t ni = 0; ni < sizeof NFC / sizeof NFC[0]; ni++) {
+                /* H heads: n_fc[h] cycles through the list; rows and
+                 * outputs strided with gaps (sentinels in the gaps). */
+                size_t d = DS[di], rs = d + 3, is = 2 * 100 + 5, ds = 2 * 100 + 8;
+                uint32_t n_fc[3];
+                for (size_t h = 0; h < H; h++)
+                    n_fc[h] = NFC[(ni + h) % (sizeof NFC / sizeof NFC[0])];
                 void *b1, *b2, *b3;
-                unsigned char *row = buf(d * es, 4, &b1), *out = buf((n + 8) * es, 4, &b2);
-                uint16_t *idx = buf((n + 1) * 2, 2, &b3);
-                for (size_t i = 0; i < d * es; i++)
+                unsigned char *row = buf(H * rs * es, 4, &b1), *out = buf(H * ds * es, 4, &b2);
+                uint16_t *idx = buf(H * is * 2, 2, &b3);
+                for (size_t i = 0; i < H * rs * es; i++)
                     row[i] = (unsigned char)test_rand_u64();
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < H * is; i++)
                     idx[i] = (uint16_t)(test_rand_u64() % d);
                 for (int f = 0; f < 2; f++) {
-                    memset(out, 0xCD, (n + 8) * es);
-                    fns[f](row, d, idx, n, es, out);
+                    memset(out, 0xCD, H * ds * es);
+                    fns[f](row, rs, d, idx, is, n_fc, H, es, out, ds);
                     int ok = 1;
-                    for (size_t i = 0; i < n; i++)
-                        ok &= memcmp(out + i * es, row + idx[i] * es, es) == 0;
-                    for (size_t i = n * es; i < (n + 8) * es; i++)
-                        ok &= out[i] == 0xCD;
-                    CHECKF(ok, "%s: es %zu d %zu n %zu wrong", f ? ref->name : e->name, es, d, n);
+                    for (size_t h = 0; h < H; h++)
+                        for (size_t i = 0; i < ds; i++) {
+                            const unsigned char *got = out + (h * ds + i) * es;
+                            if (i < 2 * n_fc[h])
+                                ok &= memcmp(got, row + (h * rs + idx[h * is + i]) * es, es) == 0;
+                            else
+                                for (size_t b = 0; b < es; b++)
+                                    ok &= got[b] == 0xCD;
+                        }
+                    CHECKF(ok, "%s: es %zu d %zu n_fc %u %u %u wrong", f ? ref->name : e->name,
+                           es, d, n_fc[0], n_fc[1], n_fc[2]);
                 }
                 free(b1), free(b2), free(b3);
             }

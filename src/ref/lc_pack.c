@@ -4,20 +4,21 @@
  */
 #include "internal.h"
 
-void fasa__lc_gather_ref(const void *row, size_t d, const uint16_t *idx, size_t n, size_t es,
-                         void *dst)
+void fasa__lc_gather_ref(const void *row, size_t row_stride, size_t d, const uint16_t *idx,
+                         size_t idx_stride, const uint32_t *n_fc, size_t n_heads, size_t es,
+                         void *dst, size_t dst_stride)
 {
     (void)d;
-    if (es == 2) {
-        const uint16_t *s = row;
-        uint16_t *o = dst;
-        for (size_t i = 0; i < n; i++)
-            o[i] = s[idx[i]];
-    } else {
-        const uint32_t *s = row;
-        uint32_t *o = dst;
-        for (size_t i = 0; i < n; i++)
-            o[i] = s[idx[i]];
+    for (size_t h = 0; h < n_heads; h++) {
+        const uint16_t *ix = idx + h * idx_stride;
+        for (size_t i = 0; i < 2 * (size_t)n_fc[h]; i++) {
+            if (es == 2)
+                ((uint16_t *)dst)[h * dst_stride + i] =
+                    ((const uint16_t *)row)[h * row_stride + ix[i]];
+            else
+                ((uint32_t *)dst)[h * dst_stride + i] =
+                    ((const uint32_t *)row)[h * row_stride + ix[i]];
+        }
     }
 }
 

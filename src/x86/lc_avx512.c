@@ -105,17 +105,33 @@ INLINE void gather16_128(const uint16_t *s, size_t d, const uint16_t *idx, size_
     }
 }
 
-TARGET void fasa__lc_gather_avx512(const void *row, size_t d, const uint16_t *idx, size_t n,
-                                   size_t es, void *dst)
+TARGET void fasa__lc_gather_avx512(const void *row, size_t row_stride, size_t d,
+                                   const uint16_t *idx, size_t idx_stride, const uint32_t *n_fc,
+                                   size_t n_heads, size_t es, void *dst, size_t dst_stride)
 {
-    if (es == 2 && d <= 128)
-        gather16_128(row, d, idx, n, dst);
-    else if (es == 2 && d <= 64 * MAX_W16)
-        gather16(row, d, idx, n, dst);
-    else if (es == 4 && d <= 32 * MAX_W32)
-        gather32(row, d, idx, n, dst);
-    else
-        fasa__lc_gather_ref(row, d, idx, n, es, dst);
+    for (size_t h = 0; h < n_heads; h++) {
+        size_t n = 2 * (size_t)n_fc[h];
+        const uint16_t *ix = idx + h * idx_stride;
+        if (es == 2) {
+            const uint16_t *s = (const uint16_t *)row + h * row_stride;
+            uint16_t *o = (uint16_t *)dst + h * dst_stride;
+            if (d <= 128)
+                gather16_128(s, d, ix, n, o);
+            else if (d <= 64 * MAX_W16)
+                gather16(s, d, ix, n, o);
+            else
+                for (size_t i = 0; i < n; i++)
+                    o[i] = s[ix[i]];
+        } else {
+            const uint32_t *s = (const uint32_t *)row + h * row_stride;
+            uint32_t *o = (uint32_t *)dst + h * dst_stride;
+            if (d <= 32 * MAX_W32)
+                gather32(s, d, ix, n, o);
+            else
+                for (size_t i = 0; i < n; i++)
+                    o[i] = s[ix[i]];
+        }
+    }
 }
 
 /* The transposes swap 2x2 blocks of size b = 16, 8, 4, 2, 1 elements
