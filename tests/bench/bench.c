@@ -195,8 +195,63 @@ static float read_best(const float *p, size_t n)
         return read_sum_avx2(p, n);
     return read_sum(p, n);
 }
+/* Peak fp32 FMA rate of one core (ten independent chains), to tell
+ * compute-bound from bandwidth-bound: dense decode with a GQA group of G
+ * does 4*G flops per K/V element pair. */
+__attribute__((noinline, target("avx512f"))) static float fma_loop512(long n)
+{
+    __m512 a[10], x = _mm512_set1_ps(1.0001f), y = _mm512_set1_ps(0.9999f);
+    for (int i = 0; i < 10; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long i = 0; i < n; i++)
+        for (int j = 0; j < 10; j++)
+            a[j] = _mm512_fmadd_ps(a[j], x, y);
+    __m512 t = a[0];
+    for (int i = 1; i < 10; i++)
+        t = _mm512_add_ps(t, a[i]);
+    return _mm512_reduce_add_ps(t);
+}
+__attribute__((noinline, target("avx2,fma"))) static float fma_loop256(long n)
+{
+    __m256 a[10], x = _mm256_set1_ps(1.0001f), y = _mm256_set1_ps(0.9999f);
+    for (int i = 0; i < 10; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long i = 0; i < n; i++)
+        for (int j = 0; j < 10; j++)
+            a[j] = _mm256_fmadd_ps(a[j], x, y);
+    __m256 t = a[0];
+    for (int i = 1; i < 10; i++)
+        t = _mm256_add_ps(t, a[i]);
+    float o[8];
+    _mm256_storeu_ps(o, t);
+    return o[0];
+}
+/* GFLOP/s, best of 3 runs of about 0.1 s; 0 when neither ISA is there. */
+static double fma_peak(void)
+{
+    const long n = 5000000;
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s(), flops;
+        if (__builtin_cpu_supports("avx512f")) {
+            sink += fma_loop512(n);
+            flops = (double)n * 10 * 32;
+        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            sink += fma_loop256(n);
+            flops = (double)n * 10 * 16;
+        } else {
+            return 0.0;
+        }
+        double g = flops / (now_s() - t0) / 1e9;
+        best = g > best ? g : best;
+    }
+    (void)sink;
+    return best;
+}
 #else
 static float read_best(const float *p, size_t n) { return read_sum(p, n); }
+static double fma_peak(void) { return 0.0; }
 #endif
 
 /* GB/s (1e9 B/s) of one streaming read of buf with nt threads, median of
@@ -540,6 +595,13 @@ int main(void)
            fasa_kernel_name("attn", FASA_CPU_AUTO), fasa_kernel_name("topk_hint", FASA_CPU_AUTO),
            fasa_kernel_name("score_labels_f16", FASA_CPU_AUTO), fasa_cpu_best_level(),
            llc_bytes() >> 20);
+
+    const double peak = fma_peak();
+    printf("fp32 FMA peak, one thread: %.1f GFLOP/s; dense decode with G = %d needs %d "
+           "flop per K/V element pair, so one thread cannot exceed %.1f GB/s of f16 or "
+           "%.1f GB/s of f32 K/V\n",
+           peak, HQ / HKV, 4 * HQ / HKV, peak / (4.0 * HQ / HKV) * 4.0,
+           peak / (4.0 * HQ / HKV) * 8.0);
 
     /* read bandwidth, same run */
     size_t bw_n = env_size("BENCH_BW_MB", 1024) * (1u << 20) / sizeof(float);
