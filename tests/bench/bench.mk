@@ -17,7 +17,8 @@ $(BENCH_BIN): tests/bench/bench.c $(STATIC) include/fasa.h $(wildcard src/*.h)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
 bench: $(BENCH_BIN)
-	BENCH_OUT=$(BENCH_DIR) ./$(BENCH_BIN) | tee $(BENCH_DIR)/bench.txt
+	{ BENCH_OUT=$(BENCH_DIR) ./$(BENCH_BIN); echo $$? > $(BENCH_DIR)/rc; } | tee $(BENCH_DIR)/bench.txt
+	@exit $$(cat $(BENCH_DIR)/rc)
 	$(PYTHON) tests/bench/plot.py $(BENCH_DIR) $(BENCH_SVG)
 
 .PHONY: bench
