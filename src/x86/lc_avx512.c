@@ -176,44 +176,71 @@ INLINE void swap_w(__m512i *x, __m512i ca, __m512i cb)
     x[1] = _mm512_mask_shuffle_epi8(b, 0x3333333333333333ull, a, cb);
 }
 
-/* 32 x 32 words per block: tokens j0.. of the stage, channels c0.. . */
-INLINE void transpose16(const uint16_t *st, size_t ld, size_t rows, size_t m, uint16_t *tile)
+/* A finished tile is not read again before the next TIP pass, which at
+ * long contexts streams it from memory anyway: non-temporal stores skip
+ * the read-for-ownership (aligned tiles only, i.e. not after a memcpy to
+ * an address that is not 64-byte aligned). */
+INLINE void store(void *p, __m512i x, int nt)
+{
+    if (nt)
+        _mm512_stream_si512(p, x);
+    else
+        _mm512_storeu_si512(p, x);
+}
+
+/* 32 x 32 words per block: tokens j0.. of the stage, channels c0.. . Two
+ * passes through an L1 buffer keep at most 8 rows live (no spills): the
+ * lane swaps mix rows r + 8k, the in-lane swaps rows of one group of 8. */
+INLINE void transpose16(const uint16_t *st, size_t ld, size_t rows, size_t m, uint16_t *tile,
+                        int nt)
 {
     const __m512i ca = _mm512_broadcast_i32x4(
         _mm_set_epi32(0x0D0C0D0C, 0x09080908, 0x05040504, 0x01000100));
     const __m512i cb = _mm512_broadcast_i32x4(
         _mm_set_epi32(0x0F0E0F0E, 0x0B0A0B0A, 0x07060706, 0x03020302));
+    __m512i buf[32];
     for (size_t c0 = 0; c0 < m; c0 += 32)
         for (size_t j0 = 0; j0 < FASA_TILE; j0 += 32) {
-            __m512i x[32];
-#pragma GCC unroll 32
-            for (size_t r = 0; r < 32; r++)
-                x[r] = _mm512_maskz_loadu_epi16(j0 + r < rows ? ~0u : 0u,
-                                                st + (j0 + r) * ld + c0);
-#pragma GCC unroll 8
-            for (size_t r = 0; r < 8; r++)
-                lanes4x4(x + r, 8);
-#pragma GCC unroll 32
-            for (size_t r = 0; r < 32; r++)
-                if (!(r & 4))
-                    swap_q(x + r, 4);
-#pragma GCC unroll 32
-            for (size_t r = 0; r < 32; r++)
-                if (!(r & 2))
-                    swap_d(x + r, 2);
-#pragma GCC unroll 32
-            for (size_t r = 0; r < 32; r += 2)
-                swap_w(x + r, ca, cb);
             size_t n_out = m - c0 < 32 ? m - c0 : 32;
-#pragma GCC unroll 32
-            for (size_t r = 0; r < 32; r++)
-                if (r < n_out)
-                    _mm512_storeu_si512(tile + (c0 + r) * FASA_TILE + j0, x[r]);
+            for (size_t r = 0; r < 8; r++) {
+                __m512i x[4];
+#pragma GCC unroll 4
+                for (size_t q = 0; q < 4; q++) {
+                    size_t j = j0 + r + 8 * q;
+                    x[q] = _mm512_maskz_loadu_epi16(j < rows ? ~0u : 0u, st + j * ld + c0);
+                }
+                lanes4x4(x, 1);
+#pragma GCC unroll 4
+                for (size_t q = 0; q < 4; q++)
+                    buf[r + 8 * q] = x[q];
+            }
+            for (size_t g = 0; g < n_out; g += 8) {
+                __m512i x[8];
+#pragma GCC unroll 8
+                for (size_t r = 0; r < 8; r++)
+                    x[r] = buf[g + r];
+#pragma GCC unroll 8
+                for (size_t r = 0; r < 8; r++)
+                    if (!(r & 4))
+                        swap_q(x + r, 4);
+#pragma GCC unroll 8
+                for (size_t r = 0; r < 8; r++)
+                    if (!(r & 2))
+                        swap_d(x + r, 2);
+#pragma GCC unroll 8
+                for (size_t r = 0; r < 8; r += 2)
+                    swap_w(x + r, ca, cb);
+#pragma GCC unroll 8
+                for (size_t r = 0; r < 8; r++)
+                    if (g + r < n_out)
+                        store(tile + (c0 + g + r) * FASA_TILE + j0, x[r], nt);
+            }
         }
 }
 
 /* 16 x 16 dwords per block. */
-INLINE void transpose32(const uint32_t *st, size_t ld, size_t rows, size_t m, uint32_t *tile)
+INLINE void transpose32(const uint32_t *st, size_t ld, size_t rows, size_t m, uint32_t *tile,
+                        int nt)
 {
     for (size_t c0 = 0; c0 < m; c0 += 16)
         for (size_t j0 = 0; j0 < FASA_TILE; j0 += 16) {
@@ -236,17 +263,20 @@ INLINE void transpose32(const uint32_t *st, size_t ld, size_t rows, size_t m, ui
 #pragma GCC unroll 16
             for (size_t r = 0; r < 16; r++)
                 if (r < n_out)
-                    _mm512_storeu_si512(tile + (c0 + r) * FASA_TILE + j0, x[r]);
+                    store(tile + (c0 + r) * FASA_TILE + j0, x[r], nt);
         }
 }
 
 TARGET void fasa__lc_transpose_avx512(const void *stage, size_t ld, size_t rows, size_t m,
                                       size_t es, void *tile)
 {
+    int nt = ((uintptr_t)tile & 63) == 0;
     if (es == 2)
-        transpose16(stage, ld, rows, m, tile);
+        transpose16(stage, ld, rows, m, tile, nt);
     else
-        transpose32(stage, ld, rows, m, tile);
+        transpose32(stage, ld, rows, m, tile, nt);
+    if (nt)
+        _mm_sfence();
 }
 
 #endif
