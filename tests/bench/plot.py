@@ -109,7 +109,7 @@ def write_svg(rows, path):
         for (p, b), pts in sorted(series.items()):
             pts.sort()
             d = " ".join("%s%.1f,%.1f" % ("M" if i == 0 else "L", X(t), Y(ms)) for i, (t, ms) in enumerate(pts))
-            dash = DASH.get(b, "2,2")
+            dash = "" if p == "dense" else DASH.get(b, "2,2")
             svg.append('<path d="%s" fill="none" stroke="%s" stroke-width="2"%s/>' % (
                 d, COLORS.get(p, "#000"), ' stroke-dasharray="%s"' % dash if dash else ""))
             for t, ms in pts:
