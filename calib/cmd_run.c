@@ -43,7 +43,7 @@ static void print_progress(run_state *s, int final)
     s->last_print = t;
     double rate = el > 0 ? (double)s->done / el : 0;
     double eta = rate > 0 ? (double)(s->total - s->done) / rate : 0;
-    fprintf(stderr, "\rfasa-calib: %zu/%zu steps  %.1f steps/s  ETA %.0fs   %s", s->done,
+    fprintf(stderr, "\rfasa-calib: %zu/%zu layer-steps  %.1f/s  ETA %.0fs   %s", s->done,
             s->total, rate, eta, final ? "\n" : "");
     fflush(stderr);
 }
