@@ -80,7 +80,9 @@ typedef void (*fasa__topk_hint_fn)(const float *s, size_t n, size_t k, uint32_t 
  *            row[h*row_stride + idx[h*idx_stride + i]] (d elements a row).
  * transpose: tile[c*FASA_TILE + j] = j < rows ? stage[j*ld + c] : 0 for
  *            c < m, j < FASA_TILE; ld (elements) is a multiple of 64/es and
- *            >= m, and stage has FASA_TILE rows of ld elements. */
+ *            >= m, and stage has FASA_TILE rows of ld elements. It may use
+ *            non-temporal stores: on x86-64 the caller issues an sfence
+ *            before other threads may read the tile. */
 typedef void (*fasa__lc_gather_fn)(const void *row, size_t row_stride, size_t d,
                                    const uint16_t *idx, size_t idx_stride, const uint32_t *n_fc,
                                    size_t n_heads, size_t es, void *dst, size_t dst_stride);

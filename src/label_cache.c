@@ -239,6 +239,16 @@ static void stage_to_tile(fasa_label_cache *c, const fasa__kernels *kern, size_t
     kern->lc_transpose(fasa__lc_stage(c, h), (size_t)c->stage_ld * es / us, rows, m, us, dst);
 }
 
+/* Orders the transpose kernels' non-temporal tile stores before later
+ * stores, so other threads (predict_cached's workers, the next caller)
+ * see the tiles (kernels.h). */
+static void tile_fence(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_sfence();
+#endif
+}
+
 void fasa__lc_flush(fasa_label_cache *c, const fasa__kernels *k)
 {
     size_t open = (size_t)(c->n_tokens % FASA_TILE);
@@ -246,6 +256,7 @@ void fasa__lc_flush(fasa_label_cache *c, const fasa__kernels *k)
         return;
     for (size_t h = 0; h < c->n_kv_heads; h++)
         stage_to_tile(c, k, h, open, (size_t)(c->n_tokens / FASA_TILE));
+    tile_fence();
 }
 
 /* Append k after `base` tokens (base = 0 rebuilds). Validates everything
@@ -299,6 +310,8 @@ static fasa_status add_tokens(fasa_label_cache *c, const fasa_view *k, int rebui
             for (size_t h = 0; h < hkv; h++)
                 stage_to_tile(c, kern, h, FASA_TILE, pos / FASA_TILE);
     }
+    if (base % FASA_TILE + n >= FASA_TILE)
+        tile_fence(); /* a tile was completed */
     c->n_tokens = base + n;
     return FASA_OK;
 }
