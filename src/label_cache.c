@@ -126,7 +126,10 @@ static fasa_status plan_layout(const fasa_profile *p, size_t layer, fasa_gqa_mod
     off += hkv * hdr->stage_ld * sizeof(uint16_t);
     off = fasa__align_up(off, 64);
     hdr->off_stage = off;
-    off += hkv * FASA_TILE * hdr->stage_ld * es;
+    size_t stage_bytes; /* up to 64 x 8192 x 4 bytes per head: checked */
+    if (!fasa__mul_ok(hkv, FASA_TILE * (size_t)hdr->stage_ld * es, &stage_bytes) ||
+        !fasa__add_ok(off, stage_bytes, &off))
+        return FASA_ERR_OVERFLOW;
     size_t total;
     if (!fasa__add_ok(off, tiles_bytes, &total) || total > SIZE_MAX - 64)
         return FASA_ERR_OVERFLOW;
