@@ -68,7 +68,7 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULES,$(t))))
 fuzz-replay-run: $(FUZZ_TARGETS:%=$(BUILD)/replay_%)
 	@pass=0; fail=0; \
 	for t in $(FUZZ_TARGETS); do \
-	    if $(FUZZ_REPLAY_ENV) ./$(BUILD)/replay_$$t tests/fuzz/corpus/$$t >$(BUILD)/replay_$$t.log 2>&1; then \
+	    if $(FUZZ_REPLAY_ENV) $(BUILD)/replay_$$t tests/fuzz/corpus/$$t >$(BUILD)/replay_$$t.log 2>&1; then \
 	        echo "PASS replay_$$t: $$(tail -n 1 $(BUILD)/replay_$$t.log)"; pass=$$((pass+1)); \
 	    else \
 	        tail -n 40 $(BUILD)/replay_$$t.log; \
@@ -95,9 +95,9 @@ valgrind:
 	    TESTS="$(VALGRIND_TESTS)" $(VALGRIND_TESTS:%=$(BUILD)/valgrind/tests/%) >/dev/null
 	@pass=0; fail=0; failed=""; \
 	for t in $(VALGRIND_TESTS); do \
-	    log=$(BUILD)/valgrind/tests/$$t.vg.log; \
-	    if FASA_CPU=avx2 $(VALGRIND) $(VALGRIND_FLAGS) ./$(BUILD)/valgrind/tests/$$t >$$log 2>&1; then \
-	        echo "PASS valgrind $$t"; pass=$$((pass+1)); \
+	    log=$(BUILD)/valgrind/tests/$$t.vg.log; t0=$$(date +%s); \
+	    if FASA_CPU=avx2 $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD)/valgrind/tests/$$t >$$log 2>&1; then \
+	        echo "PASS valgrind $$t ($$(($$(date +%s) - t0)) s): $$(tail -n 1 $$log)"; pass=$$((pass+1)); \
 	    else \
 	        rc=$$?; tail -n 40 $$log; echo "FAIL valgrind $$t (exit $$rc, log $$log)"; \
 	        fail=$$((fail+1)); failed="$$failed $$t"; \
@@ -106,5 +106,4 @@ valgrind:
 	echo "valgrind: $$pass passed, $$fail failed$${failed:+ (failed:$$failed)}"; test $$fail -eq 0
 
 CHECK_TARGETS += check-fuzz-replay
-CLEAN_FILES   +=
 .PHONY: fuzz check-fuzz-replay fuzz-replay-run valgrind
