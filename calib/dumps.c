@@ -67,7 +67,8 @@ static int read_meta(const char *dir, meta *m, char *err, size_t err_size)
             char *end;
             unsigned long long v = strtoull(val, &end, 10);
             if (*end != '\0' || v == 0 || val[0] == '-') {
-                snprintf(err, err_size, "%s:%d: field '%s': expected a positive integer, found '%s'",
+                snprintf(err, err_size,
+                         "%s:%d: field '%s': expected a positive integer, found '%s'",
                          path, lineno, key, val);
                 rc = -1;
             }
@@ -293,7 +294,8 @@ static int open_per_step(calib_dump *d, const meta *m, char *err, size_t err_siz
     }
     free(seen);
     if (rc == 0 && m->layers && m->layers != n_layers) {
-        snprintf(err, err_size, "%s/meta.txt: field 'layers' is %zu but step files cover %zu layers",
+        snprintf(err, err_size,
+                 "%s/meta.txt: field 'layers' is %zu but step files cover %zu layers",
                  d->dir, m->layers, n_layers);
         rc = -1;
     }

@@ -30,7 +30,8 @@ rm -rf "$W" && mkdir -p "$W" || exit 1
 t0=$(date +%s)
 dirs=
 for w in $WINDOWS; do
-    if ! "$LLAMA" dump --model "$MODEL" --window "$w" --threads "$THREADS" --out "$W/w$w" >"$W/dump.log" 2>&1; then
+    if ! "$LLAMA" dump --model "$MODEL" --window "$w" --threads "$THREADS" --out "$W/w$w" \
+        >"$W/dump.log" 2>&1; then
         echo "check-calib-llama28m: FAIL: $LLAMA dump --window $w:"
         cat "$W/dump.log"
         exit 1
