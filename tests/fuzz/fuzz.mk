@@ -88,7 +88,7 @@ check-fuzz-replay:
 VALGRIND       ?= valgrind
 VALGRIND_FLAGS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
                   --track-origins=yes --quiet
-VALGRIND_TESTS ?= $(filter-out test_calibrate test_threads,$(TEST_ALL))
+VALGRIND_TESTS ?= $(TEST_ALL)
 
 valgrind:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/valgrind OPENMP=0 OPT=-O1 \
