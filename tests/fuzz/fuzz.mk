@@ -1,4 +1,5 @@
-# tests/fuzz/fuzz.mk - fuzz targets, corpus replay, valgrind and determinism.
+# tests/fuzz/fuzz.mk - fuzz targets, corpus replay and the valgrind run
+# (tests/test_determinism.c is an ordinary unit test of tests/tests.mk).
 # Included by the top-level Makefile. See docs/testing.md, "Fuzzing and
 # reliability".
 #
@@ -15,6 +16,7 @@
 # npy (calib/npy.c), safetensors (examples/llama/safetensors.c).
 # A campaign:  make fuzz && nice -n 10 $(BUILD)/fuzz/fuzz_npy \
 #                  -max_total_time=300 $(BUILD)/fuzz/work-npy tests/fuzz/corpus/npy
+# or all targets with a corpus merge: tests/fuzz/campaign.sh.
 
 FUZZ_TARGETS := profile views npy safetensors
 FUZZ_CC      ?= clang
