@@ -501,11 +501,18 @@ static void attend_run(const attend_plan *p, const fasa__kernels *kern, const fa
 {
     const int nt = (int)p->workers;
     const size_t nsets = plan_sets(p);
-    (void)nt;
+    /* (query row x token) pairs, a bound fixed by the shapes: decides
+     * whether a team is worth starting (threading.h). Saturates. */
+    size_t work;
+    if (!fasa__mul_ok(p->n_q, p->n_q_heads, &work) || !fasa__mul_ok(work, p->max_len, &work))
+        work = SIZE_MAX;
+    int team;
+    (void)team;
 
     if (p->dense && p->n_q > 1) {
         const size_t items = fasa__n_chunks(p->n_q, FASA_Q_BLOCK) * p->n_kv_heads;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        team = fasa__team(p->workers, items, work);
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1) if (team > 1)
         for (size_t it = 0; it < items; it++) {
             attend_scratch sc;
             attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
@@ -518,7 +525,8 @@ static void attend_run(const attend_plan *p, const fasa__kernels *kern, const fa
     const size_t nch = attend_partial_chunks(p->n_q, p->max_len);
     if (nch == 0) {
         const size_t items = p->n_q * nsets;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        team = fasa__team(p->workers, items, work);
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1) if (team > 1)
         for (size_t it = 0; it < items; it++) {
             attend_scratch sc;
             attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);
@@ -543,7 +551,8 @@ static void attend_run(const attend_plan *p, const fasa__kernels *kern, const fa
         per = (nsets + want - 1) / want;
     }
     const size_t n_groups = (nsets + per - 1) / per;
-#pragma omp parallel num_threads(nt) if (nt > 1)
+    team = fasa__team(p->workers, (p->dense ? n_groups : nsets) * nch, work);
+#pragma omp parallel num_threads(team) if (team > 1)
     {
         attend_scratch sc;
         attend_carve(p, workspace, (size_t)fasa__thread_id(), &sc);

@@ -18,29 +18,39 @@ static size_t score_stride(size_t t) { return fasa__align_up(t, 16); }
 
 size_t fasa__predict_worker_bytes(size_t group, size_t head_dim, size_t t)
 {
-    size_t wd, w_bytes, s_rows, s_bytes, total;
+    size_t wd, w_bytes, total;
     size_t topk = fasa__topk_scratch_size(t, t);
-    if (t > SIZE_MAX - 16 || !fasa__mul_ok(group, head_dim, &wd) ||
-        !fasa__mul_ok(wd, sizeof(float), &w_bytes) || w_bytes > SIZE_MAX - 64 ||
-        !fasa__mul_ok(group, score_stride(t), &s_rows) ||
-        !fasa__mul_ok(s_rows, sizeof(float), &s_bytes) || topk == SIZE_MAX)
+    if (!fasa__mul_ok(group, head_dim, &wd) || !fasa__mul_ok(wd, sizeof(float), &w_bytes) ||
+        w_bytes > SIZE_MAX - 64 || topk == SIZE_MAX)
         return 0;
     w_bytes = fasa__align_up(w_bytes, 64); /* weights; dims take the same */
-    if (!fasa__add_ok(w_bytes, w_bytes, &total) || !fasa__add_ok(total, s_bytes, &total) ||
-        !fasa__add_ok(total, topk, &total) || total > SIZE_MAX - 64)
+    if (!fasa__add_ok(w_bytes, w_bytes, &total) || !fasa__add_ok(total, topk, &total) ||
+        total > SIZE_MAX - 64)
         return 0;
     return fasa__align_up(total, 64);
 }
 
-fasa_status fasa__predict_workspace_bytes(fasa_ctx *ctx, size_t group, size_t head_dim, size_t t,
-                                          size_t workers, size_t *bytes)
+/* Bytes of the shared score rows [n_rows][score_stride(t)]; 0 on overflow. */
+static size_t shared_score_bytes(size_t n_rows, size_t t)
+{
+    size_t n, b;
+    if (t > SIZE_MAX - 16 || !fasa__mul_ok(n_rows, score_stride(t), &n) ||
+        !fasa__mul_ok(n, sizeof(float), &b) || b > SIZE_MAX - 64)
+        return 0;
+    return fasa__align_up(b, 64);
+}
+
+fasa_status fasa__predict_workspace_bytes(fasa_ctx *ctx, size_t group, size_t head_dim,
+                                          size_t n_rows, size_t t, size_t workers, size_t *bytes)
 {
     size_t per = fasa__predict_worker_bytes(group, head_dim, t), all;
-    if (per == 0 || !fasa__mul_ok(per, workers, &all) || !fasa__add_ok(all, 64, &all))
+    size_t shared = shared_score_bytes(n_rows, t);
+    if (per == 0 || shared == 0 || !fasa__mul_ok(per, workers, &all) ||
+        !fasa__add_ok(all, shared, &all) || !fasa__add_ok(all, 64, &all))
         return fasa__fail(ctx, FASA_ERR_OVERFLOW,
-                          "predict workspace for t %zu, G %zu, head_dim %zu, %zu threads "
-                          "overflows size_t",
-                          t, group, head_dim, workers);
+                          "predict workspace for t %zu, G %zu, head_dim %zu, %zu rows, %zu "
+                          "threads overflows size_t",
+                          t, group, head_dim, n_rows, workers);
     *bytes = all;
     return FASA_OK;
 }
@@ -49,13 +59,14 @@ void fasa__predict_carve(const fasa__predict_plan *plan, void *workspace, size_t
                          fasa__predict_scratch *sc)
 {
     char *base = (char *)fasa__align_up((uintptr_t)workspace, 64);
-    base += worker * fasa__predict_worker_bytes(plan->group, plan->head_dim, plan->t);
+    size_t per = fasa__predict_worker_bytes(plan->group, plan->head_dim, plan->t);
     size_t w_bytes = fasa__align_up(plan->group * plan->head_dim * sizeof(float), 64);
     sc->score_stride = score_stride(plan->t);
+    sc->scores = (float *)(void *)(base + plan->workers * per); /* shared by all slots */
+    base += worker * per;
     sc->weights = (float *)(void *)base;
     sc->dims = (uint32_t *)(void *)(base + w_bytes);
-    sc->scores = (float *)(void *)(base + 2 * w_bytes);
-    sc->topk = base + 2 * w_bytes + plan->group * sc->score_stride * sizeof(float);
+    sc->topk = base + 2 * w_bytes;
 }
 
 /* ----------------------------------------------------------- validation */
@@ -174,8 +185,8 @@ fasa_status fasa__predict_prepare(fasa_ctx *ctx, const fasa_profile *profile, si
     size_t b_counts = sets * sizeof(uint32_t);
 
     size_t need;
-    if ((st = fasa__predict_workspace_bytes(ctx, p.group, p.head_dim, t, p.workers, &need)) !=
-        FASA_OK)
+    if ((st = fasa__predict_workspace_bytes(ctx, p.group, p.head_dim, p.n_q_heads, t, p.workers,
+                                            &need)) != FASA_OK)
         return st;
     if (workspace_size < need)
         return fasa__fail(ctx, FASA_ERR_WORKSPACE_TOO_SMALL,
@@ -251,30 +262,40 @@ void fasa__predict_select(const fasa__predict_plan *plan, const fasa__kernels *k
 
 /* ------------------------------------------------------------ execution */
 
-/* The execution loop over (query, set) work items on plan->workers OpenMP
- * threads, one scratch slot each. An item scores its whole row and selects
- * from it, so the result does not depend on the thread count. Items are
- * whole sets rather than (set, token chunk): chunked scoring would need a
- * shared [sets][t] score buffer in the workspace, and fasa_predict_cached is
- * the fast path anyway. */
+/* The execution on up to plan->workers OpenMP threads, one scratch slot
+ * each, per query: items (set, FASA_TIP_CHUNK token chunk) score into the
+ * shared rows, then items (set) select from their row. Chunks are cut by a
+ * fixed size and every score depends only on its own token, so the result
+ * does not depend on the thread count. */
 static void predict_run(const fasa__predict_plan *plan, const fasa__kernels *kern,
                         const fasa_view *q, const fasa_view *k, uint32_t *indices,
                         uint32_t *counts, float *scores, void *workspace)
 {
     fasa__score_dims_fn score = kern->score_dims[k->dtype];
-    const size_t items = plan->n_q * plan->n_sets;
-    const int nt = (int)plan->workers;
+    const size_t n_sets = plan->n_sets, max_items = n_sets * fasa__n_chunks(plan->t, FASA_TIP_CHUNK);
+    const int nt = fasa__team(plan->workers, max_items, plan->n_q * n_sets * plan->t);
     (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-    for (size_t it = 0; it < items; it++) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
         fasa__predict_scratch sc;
         fasa__predict_carve(plan, workspace, (size_t)fasa__thread_id(), &sc);
-        size_t i = it / plan->n_sets, s = it % plan->n_sets;
-        size_t t_i = fasa__predict_t_i(plan, i);
-        size_t kv = plan->mode == FASA_GQA_PER_HEAD ? s / plan->group : s;
-        size_t n_dims = fasa__predict_weights(plan, q, i, s, sc.dims, sc.weights);
-        score(fasa__row(k, 0, kv), k->token_stride, t_i, sc.dims, n_dims, sc.weights, sc.scores);
-        fasa__predict_select(plan, kern, i, s, sc.scores, indices, counts, scores, sc.topk);
+        for (size_t i = 0; i < plan->n_q; i++) {
+            const size_t t_i = fasa__predict_t_i(plan, i);
+            const size_t nch = fasa__n_chunks(t_i, FASA_TIP_CHUNK);
+#pragma omp for schedule(dynamic, 1)
+            for (size_t it = 0; it < n_sets * nch; it++) {
+                size_t s = it / nch, j0 = it % nch * FASA_TIP_CHUNK;
+                size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
+                size_t kv = plan->mode == FASA_GQA_PER_HEAD ? s / plan->group : s;
+                size_t n_dims = fasa__predict_weights(plan, q, i, s, sc.dims, sc.weights);
+                score(fasa__row(k, j0, kv), k->token_stride, n, sc.dims, n_dims, sc.weights,
+                      sc.scores + s * sc.score_stride + j0);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (size_t s = 0; s < n_sets; s++)
+                fasa__predict_select(plan, kern, i, s, sc.scores + s * sc.score_stride, indices,
+                                     counts, scores, sc.topk);
+        }
     }
 }
 
@@ -294,7 +315,7 @@ FASA_API fasa_status fasa_predict_workspace_size(const fasa_ctx *ctx, const fasa
     if (q->n_heads != profile->shape.n_q_heads || q->head_dim != profile->shape.head_dim)
         return FASA_ERR_PROFILE_MISMATCH;
     size_t group = profile->shape.n_q_heads / profile->shape.n_kv_heads;
-    return fasa__predict_workspace_bytes(NULL, group, q->head_dim, t,
+    return fasa__predict_workspace_bytes(NULL, group, q->head_dim, q->n_heads, t,
                                          fasa__predict_workers(ctx), bytes);
 }
 

@@ -34,7 +34,8 @@ typedef struct fasa__predict_plan {
 typedef struct fasa__predict_scratch {
     float *weights;    /* [G][head_dim]: weights of up to G sets at a time  */
     uint32_t *dims;    /* [G][head_dim]: their key dims                     */
-    float *scores;     /* [G][score_stride]: up to G score rows of t        */
+    float *scores;     /* [Hq][score_stride]: score rows of t, SHARED by all
+                          slots (row s = set s of the query in progress)    */
     size_t score_stride; /* floats between score rows, >= t, multiple of 16 */
     void *topk;        /* fasa__topk_scratch_size(t, t) bytes               */
 } fasa__predict_scratch;
@@ -49,14 +50,16 @@ static inline size_t fasa__predict_t_i(const fasa__predict_plan *plan, size_t i)
  * threading enlarges the predict workspace. */
 size_t fasa__predict_workers(const fasa_ctx *ctx);
 
-/* Bytes of one worker's scratch (a multiple of 64) for G = group, head_dim d
- * and t tokens; 0 on overflow. */
+/* Bytes of one worker's own scratch (a multiple of 64) for G = group,
+ * head_dim d and t tokens; 0 on overflow. */
 size_t fasa__predict_worker_bytes(size_t group, size_t head_dim, size_t t);
 
-/* Workspace bytes for `workers` slots, including the slack that aligns an
- * unaligned workspace pointer; FASA_ERR_OVERFLOW through ctx on overflow. */
-fasa_status fasa__predict_workspace_bytes(fasa_ctx *ctx, size_t group, size_t head_dim, size_t t,
-                                          size_t workers, size_t *bytes);
+/* Workspace bytes for `workers` slots plus the shared score rows
+ * [n_rows = Hq][t] (scoring is split over token chunks, so rows outlive the
+ * item that writes them), including the slack that aligns an unaligned
+ * workspace pointer; FASA_ERR_OVERFLOW through ctx on overflow. */
+fasa_status fasa__predict_workspace_bytes(fasa_ctx *ctx, size_t group, size_t head_dim,
+                                          size_t n_rows, size_t t, size_t workers, size_t *bytes);
 
 /* Validate everything that does not depend on where the keys come from and
  * fill *plan. The caller has already validated its key source and passes its

@@ -11,10 +11,7 @@
 #include "internal.h"
 #include "label_cache.h"
 #include "predict.h"
-
-#if defined(FASA_OPENMP)
-#include <omp.h>
-#endif
+#include "threading.h"
 
 /* Weight row over the cache's FCs `ufcs` (ascending, n_u of them) for set s
  * of query i, zero where the set does not use an FC. PER_HEAD: q[i][s] on
@@ -48,35 +45,45 @@ static void cached_weights(const fasa__predict_plan *plan, const fasa_label_cach
     }
 }
 
-/* Score and select every set of KV head g for query i with scratch sc. */
-static void run_group(const fasa__predict_plan *plan, const fasa__kernels *kern,
-                      fasa_label_cache *c, const fasa_view *q, size_t i, size_t g,
-                      uint32_t *indices, uint32_t *counts, float *scores,
-                      const fasa__predict_scratch *sc)
+/* Score tokens [j0, j0 + n) (j0 a multiple of FASA_TILE) of every set of
+ * KV head g for query i into the shared rows sc->scores (row = set). */
+static void score_chunk(const fasa__predict_plan *plan, const fasa__kernels *kern,
+                        fasa_label_cache *c, const fasa_view *q, size_t i, size_t g, size_t j0,
+                        size_t n, const fasa__predict_scratch *sc)
 {
-    size_t t_i = fasa__predict_t_i(plan, i);
     size_t n_u = fasa__lc_n_fc(c)[g];
     const uint32_t *ufcs = fasa__lc_fcs(c, g);
     int shared = plan->mode == FASA_GQA_GROUP_SHARED;
     size_t rows = shared ? 1 : plan->group, first = shared ? g : g * plan->group;
     float *w_rows = sc->weights; /* [G][head_dim] >= [rows][2 * n_u] */
+    /* Recomputed per chunk: rows x 2*n_u x G loads, noise against n tokens. */
     for (size_t r = 0; r < rows; r++)
         cached_weights(plan, c, q, i, first + r, ufcs, n_u, w_rows + r * 2 * n_u);
-    kern->score_labels[c->dtype](fasa__lc_tiles(c, g), n_u, t_i, w_rows, rows, sc->scores,
-                                 sc->score_stride);
-    float *memo = fasa__lc_memo(c);
-    for (size_t r = 0; r < rows; r++) {
-        size_t s = first + r, set = i * plan->n_sets + s;
-        const float *row = sc->scores + r * sc->score_stride;
-        size_t n = fasa__budget_count(plan->budget, t_i);
-        kern->topk_hint(row, t_i, n, indices + set * plan->index_stride, sc->topk, &memo[s]);
-        counts[set] = (uint32_t)n;
-        if (scores != NULL) {
-            float *dst = scores + set * plan->t;
-            memcpy(dst, row, t_i * sizeof *dst);
-            for (size_t j = t_i; j < plan->t; j++)
-                dst[j] = -INFINITY;
-        }
+    size_t es = c->dtype == FASA_DTYPE_F32 ? 4 : 2;
+    const char *tiles =
+        (const char *)fasa__lc_tiles(c, g) + (j0 / FASA_TILE) * 2 * n_u * FASA_TILE * es;
+    kern->score_labels[c->dtype](tiles, n_u, n, w_rows, rows,
+                                 sc->scores + first * sc->score_stride + j0, sc->score_stride);
+}
+
+/* Select set s of query i from its shared score row; the set's memo entry
+ * is only ever touched here, by one item per query, queries in order. */
+static void select_set(const fasa__predict_plan *plan, const fasa__kernels *kern,
+                       fasa_label_cache *c, size_t i, size_t s, uint32_t *indices,
+                       uint32_t *counts, float *scores, const fasa__predict_scratch *sc)
+{
+    size_t t_i = fasa__predict_t_i(plan, i);
+    size_t set = i * plan->n_sets + s;
+    const float *row = sc->scores + s * sc->score_stride;
+    size_t n = fasa__budget_count(plan->budget, t_i);
+    kern->topk_hint(row, t_i, n, indices + set * plan->index_stride, sc->topk,
+                    &fasa__lc_memo(c)[s]);
+    counts[set] = (uint32_t)n;
+    if (scores != NULL) {
+        float *dst = scores + set * plan->t;
+        memcpy(dst, row, t_i * sizeof *dst);
+        for (size_t j = t_i; j < plan->t; j++)
+            dst[j] = -INFINITY;
     }
 }
 
@@ -113,24 +120,31 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
 
     const fasa__kernels *kern = fasa__kernels_get(fasa__level(ctx));
     fasa__lc_flush(cache, kern);
-    size_t hkv = plan.n_kv_heads;
-    for (size_t i = 0; i < plan.n_q; i++) {
-#if defined(FASA_OPENMP)
-        /* Each KV head owns its sets (and their memo entries), so the heads
-         * are independent; slot = thread number. */
-        int nth = (int)(plan.workers < hkv ? plan.workers : hkv);
-#pragma omp parallel for num_threads(nth) schedule(dynamic, 1) if (nth > 1)
-        for (size_t g = 0; g < hkv; g++) {
-            fasa__predict_scratch sc;
-            fasa__predict_carve(&plan, workspace, (size_t)omp_get_thread_num(), &sc);
-            run_group(&plan, kern, cache, q, i, g, indices, counts, scores, &sc);
-        }
-#else
+    const size_t hkv = plan.n_kv_heads, n_sets = plan.n_sets;
+    /* Items: (KV head, FASA_TIP_CHUNK tokens) score, then (set) selects.
+     * Chunks are whole label tiles cut by a fixed size and each score
+     * depends only on its own token, so the thread count never shows. */
+    const size_t max_items = hkv * fasa__n_chunks(plan.t, FASA_TIP_CHUNK);
+    const int nt = fasa__team(plan.workers, max_items, plan.n_q * plan.n_q_heads * plan.t);
+    (void)nt;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
         fasa__predict_scratch sc;
-        fasa__predict_carve(&plan, workspace, 0, &sc);
-        for (size_t g = 0; g < hkv; g++)
-            run_group(&plan, kern, cache, q, i, g, indices, counts, scores, &sc);
-#endif
+        fasa__predict_carve(&plan, workspace, (size_t)fasa__thread_id(), &sc);
+        for (size_t i = 0; i < plan.n_q; i++) {
+            const size_t t_i = fasa__predict_t_i(&plan, i);
+            const size_t nch = fasa__n_chunks(t_i, FASA_TIP_CHUNK);
+            /* chunk-major: threads at work together read nearby tiles */
+#pragma omp for schedule(dynamic, 1)
+            for (size_t it = 0; it < hkv * nch; it++) {
+                size_t g = it % hkv, j0 = it / hkv * FASA_TIP_CHUNK;
+                size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
+                score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc);
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (size_t s = 0; s < n_sets; s++)
+                select_set(&plan, kern, cache, i, s, indices, counts, scores, &sc);
+        }
     }
     return FASA_OK;
 }

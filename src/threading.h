@@ -26,7 +26,27 @@
 /* Queries per prefill item: one KV chunk is read once for all of them. */
 #define FASA_Q_BLOCK 16
 
+/* Tokens per TIP scoring item (whole 64-token label tiles): t = 128k over
+ * 8 KV heads gives 512 items, t = 3000 still two chunks per head. */
+#define FASA_TIP_CHUNK 2048
+
+/* Below this many (query row x token) pairs in a parallel loop, starting a
+ * team costs more than the loop: run it on the calling thread. A fixed
+ * count, so the choice never depends on timing (and the output never on
+ * the choice). */
+#define FASA_PAR_MIN_WORK 2048
+
 static inline size_t fasa__n_chunks(size_t n, size_t chunk) { return (n + chunk - 1) / chunk; }
+
+/* Threads for a loop of `items` items totalling `work` (query row x token)
+ * pairs with `workers` available: never more threads than items, and 1
+ * (inline, the parallel region skipped) for tiny loops. */
+static inline int fasa__team(size_t workers, size_t items, size_t work)
+{
+    if (items < 2 || work < FASA_PAR_MIN_WORK || workers < 2)
+        return 1;
+    return (int)(workers < items ? workers : items);
+}
 
 /* Index of the calling thread inside the current parallel region. */
 static inline int fasa__thread_id(void)
