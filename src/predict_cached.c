@@ -126,8 +126,27 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
      * depends only on its own token, so the thread count never shows. */
     const size_t max_items = hkv * fasa__n_chunks(plan.t, FASA_TIP_CHUNK);
     const int nt = fasa__team(plan.workers, max_items, plan.n_q * plan.n_q_heads * plan.t);
-    (void)nt;
-#pragma omp parallel num_threads(nt) if (nt > 1)
+    if (nt == 1) {
+        /* Same items, head by head: a head's rows are selected while they
+         * are still in cache (the two-phase order costs ~10% on one
+         * thread at 64k per head). */
+        fasa__predict_scratch sc;
+        fasa__predict_carve(&plan, workspace, 0, &sc);
+        const size_t rows = mode == FASA_GQA_GROUP_SHARED ? 1 : plan.group;
+        for (size_t i = 0; i < plan.n_q; i++) {
+            const size_t t_i = fasa__predict_t_i(&plan, i);
+            for (size_t g = 0; g < hkv; g++) {
+                for (size_t j0 = 0; j0 < t_i; j0 += FASA_TIP_CHUNK) {
+                    size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
+                    score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc);
+                }
+                for (size_t s = g * rows; s < (g + 1) * rows; s++)
+                    select_set(&plan, kern, cache, i, s, indices, counts, scores, &sc);
+            }
+        }
+        return FASA_OK;
+    }
+#pragma omp parallel num_threads(nt)
     {
         fasa__predict_scratch sc;
         fasa__predict_carve(&plan, workspace, (size_t)fasa__thread_id(), &sc);
