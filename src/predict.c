@@ -263,17 +263,16 @@ void fasa__predict_select(const fasa__predict_plan *plan, const fasa__kernels *k
 /* ------------------------------------------------------------ execution */
 
 /* Score tokens [j0, j0 + FASA_TIP_CHUNK) and [0, t_i) of set s of query i
- * into its shared row. */
+ * into row[j0 ...]. */
 static void score_chunk(const fasa__predict_plan *plan, fasa__score_dims_fn score,
                         const fasa_view *q, const fasa_view *k, size_t i, size_t s, size_t j0,
-                        const fasa__predict_scratch *sc)
+                        const fasa__predict_scratch *sc, float *row)
 {
     size_t t_i = fasa__predict_t_i(plan, i);
     size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
     size_t kv = plan->mode == FASA_GQA_PER_HEAD ? s / plan->group : s;
     size_t n_dims = fasa__predict_weights(plan, q, i, s, sc->dims, sc->weights);
-    score(fasa__row(k, j0, kv), k->token_stride, n, sc->dims, n_dims, sc->weights,
-          sc->scores + s * sc->score_stride + j0);
+    score(fasa__row(k, j0, kv), k->token_stride, n, sc->dims, n_dims, sc->weights, row + j0);
 }
 
 /* The execution on up to plan->workers OpenMP threads, one scratch slot
@@ -290,16 +289,16 @@ static void predict_run(const fasa__predict_plan *plan, const fasa__kernels *ker
     const size_t max_items = n_sets * fasa__n_chunks(plan->t, FASA_TIP_CHUNK);
     const int nt = fasa__team(plan->workers, max_items, plan->n_q * n_sets * plan->t);
     if (nt == 1) {
-        /* Same items, set by set: the row is selected while in cache. */
+        /* Same items, set by set in row 0: selected while in cache. */
         fasa__predict_scratch sc;
         fasa__predict_carve(plan, workspace, 0, &sc);
         for (size_t i = 0; i < plan->n_q; i++) {
             const size_t t_i = fasa__predict_t_i(plan, i);
             for (size_t s = 0; s < n_sets; s++) {
                 for (size_t j0 = 0; j0 < t_i; j0 += FASA_TIP_CHUNK)
-                    score_chunk(plan, score, q, k, i, s, j0, &sc);
-                fasa__predict_select(plan, kern, i, s, sc.scores + s * sc.score_stride, indices,
-                                     counts, scores, sc.topk);
+                    score_chunk(plan, score, q, k, i, s, j0, &sc, sc.scores);
+                fasa__predict_select(plan, kern, i, s, sc.scores, indices, counts, scores,
+                                     sc.topk);
             }
         }
         return;
@@ -312,8 +311,11 @@ static void predict_run(const fasa__predict_plan *plan, const fasa__kernels *ker
             const size_t t_i = fasa__predict_t_i(plan, i);
             const size_t nch = fasa__n_chunks(t_i, FASA_TIP_CHUNK);
 #pragma omp for schedule(dynamic, 1)
-            for (size_t it = 0; it < n_sets * nch; it++)
-                score_chunk(plan, score, q, k, i, it / nch, it % nch * FASA_TIP_CHUNK, &sc);
+            for (size_t it = 0; it < n_sets * nch; it++) {
+                size_t s = it / nch;
+                score_chunk(plan, score, q, k, i, s, it % nch * FASA_TIP_CHUNK, &sc,
+                            sc.scores + s * sc.score_stride);
+            }
 #pragma omp for schedule(dynamic, 1)
             for (size_t s = 0; s < n_sets; s++)
                 fasa__predict_select(plan, kern, i, s, sc.scores + s * sc.score_stride, indices,

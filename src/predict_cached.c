@@ -46,10 +46,11 @@ static void cached_weights(const fasa__predict_plan *plan, const fasa_label_cach
 }
 
 /* Score tokens [j0, j0 + n) (j0 a multiple of FASA_TILE) of every set of
- * KV head g for query i into the shared rows sc->scores (row = set). */
+ * KV head g for query i into rows out[r * sc->score_stride ...], r = the
+ * set's place among g's sets. */
 static void score_chunk(const fasa__predict_plan *plan, const fasa__kernels *kern,
                         fasa_label_cache *c, const fasa_view *q, size_t i, size_t g, size_t j0,
-                        size_t n, const fasa__predict_scratch *sc)
+                        size_t n, const fasa__predict_scratch *sc, float *out)
 {
     size_t n_u = fasa__lc_n_fc(c)[g];
     const uint32_t *ufcs = fasa__lc_fcs(c, g);
@@ -62,19 +63,18 @@ static void score_chunk(const fasa__predict_plan *plan, const fasa__kernels *ker
     size_t es = c->dtype == FASA_DTYPE_F32 ? 4 : 2;
     const char *tiles =
         (const char *)fasa__lc_tiles(c, g) + (j0 / FASA_TILE) * 2 * n_u * FASA_TILE * es;
-    kern->score_labels[c->dtype](tiles, n_u, n, w_rows, rows,
-                                 sc->scores + first * sc->score_stride + j0, sc->score_stride);
+    kern->score_labels[c->dtype](tiles, n_u, n, w_rows, rows, out + j0, sc->score_stride);
 }
 
-/* Select set s of query i from its shared score row; the set's memo entry
- * is only ever touched here, by one item per query, queries in order. */
+/* Select set s of query i from its score row; the set's memo entry is only
+ * ever touched here, by one item per query, queries in order. */
 static void select_set(const fasa__predict_plan *plan, const fasa__kernels *kern,
-                       fasa_label_cache *c, size_t i, size_t s, uint32_t *indices,
-                       uint32_t *counts, float *scores, const fasa__predict_scratch *sc)
+                       fasa_label_cache *c, size_t i, size_t s, const float *row,
+                       uint32_t *indices, uint32_t *counts, float *scores,
+                       const fasa__predict_scratch *sc)
 {
     size_t t_i = fasa__predict_t_i(plan, i);
     size_t set = i * plan->n_sets + s;
-    const float *row = sc->scores + s * sc->score_stride;
     size_t n = fasa__budget_count(plan->budget, t_i);
     kern->topk_hint(row, t_i, n, indices + set * plan->index_stride, sc->topk,
                     &fasa__lc_memo(c)[s]);
@@ -121,27 +121,29 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
     const fasa__kernels *kern = fasa__kernels_get(fasa__level(ctx));
     fasa__lc_flush(cache, kern);
     const size_t hkv = plan.n_kv_heads, n_sets = plan.n_sets;
+    const size_t rows = mode == FASA_GQA_GROUP_SHARED ? 1 : plan.group; /* sets per head */
     /* Items: (KV head, FASA_TIP_CHUNK tokens) score, then (set) selects.
      * Chunks are whole label tiles cut by a fixed size and each score
      * depends only on its own token, so the thread count never shows. */
     const size_t max_items = hkv * fasa__n_chunks(plan.t, FASA_TIP_CHUNK);
     const int nt = fasa__team(plan.workers, max_items, plan.n_q * plan.n_q_heads * plan.t);
     if (nt == 1) {
-        /* Same items, head by head: a head's rows are selected while they
-         * are still in cache (the two-phase order costs ~10% on one
-         * thread at 64k per head). */
+        /* Same items, head by head, in the first rows: a head's rows are
+         * selected while still in cache and every head reuses them (the
+         * two-phase order over all rows cost ~10% on one thread at 64k per
+         * head). */
         fasa__predict_scratch sc;
         fasa__predict_carve(&plan, workspace, 0, &sc);
-        const size_t rows = mode == FASA_GQA_GROUP_SHARED ? 1 : plan.group;
         for (size_t i = 0; i < plan.n_q; i++) {
             const size_t t_i = fasa__predict_t_i(&plan, i);
             for (size_t g = 0; g < hkv; g++) {
                 for (size_t j0 = 0; j0 < t_i; j0 += FASA_TIP_CHUNK) {
                     size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
-                    score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc);
+                    score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc, sc.scores);
                 }
-                for (size_t s = g * rows; s < (g + 1) * rows; s++)
-                    select_set(&plan, kern, cache, i, s, indices, counts, scores, &sc);
+                for (size_t r = 0; r < rows; r++)
+                    select_set(&plan, kern, cache, i, g * rows + r,
+                               sc.scores + r * sc.score_stride, indices, counts, scores, &sc);
             }
         }
         return FASA_OK;
@@ -158,11 +160,13 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
             for (size_t it = 0; it < hkv * nch; it++) {
                 size_t g = it % hkv, j0 = it / hkv * FASA_TIP_CHUNK;
                 size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
-                score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc);
+                score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc,
+                            sc.scores + g * rows * sc.score_stride);
             }
 #pragma omp for schedule(dynamic, 1)
             for (size_t s = 0; s < n_sets; s++)
-                select_set(&plan, kern, cache, i, s, indices, counts, scores, &sc);
+                select_set(&plan, kern, cache, i, s, sc.scores + s * sc.score_stride, indices,
+                           counts, scores, &sc);
         }
     }
     return FASA_OK;
