@@ -288,22 +288,26 @@ static void predict_run(const fasa__predict_plan *plan, const fasa__kernels *ker
     const size_t n_sets = plan->n_sets;
     const size_t max_items = n_sets * fasa__n_chunks(plan->t, FASA_TIP_CHUNK);
     const int nt = fasa__team(plan->workers, max_items, plan->n_q * n_sets * plan->t);
-    if (nt == 1) {
-        /* Same items, set by set in row 0: selected while in cache. */
-        fasa__predict_scratch sc;
-        fasa__predict_carve(plan, workspace, 0, &sc);
-        for (size_t i = 0; i < plan->n_q; i++) {
-            const size_t t_i = fasa__predict_t_i(plan, i);
-            for (size_t s = 0; s < n_sets; s++) {
+    if (2 * (size_t)nt <= n_sets) {
+        /* Enough sets for every thread: item = a whole set (its chunks in
+         * order), selected at once from the thread's own row while it is
+         * in cache. Same scores as the chunked order below. */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (size_t s = 0; s < n_sets; s++) {
+            fasa__predict_scratch sc;
+            const size_t tid = (size_t)fasa__thread_id();
+            fasa__predict_carve(plan, workspace, tid, &sc);
+            float *own = sc.scores + tid * sc.score_stride; /* tid < nt <= n_sets */
+            for (size_t i = 0; i < plan->n_q; i++) {
+                const size_t t_i = fasa__predict_t_i(plan, i);
                 for (size_t j0 = 0; j0 < t_i; j0 += FASA_TIP_CHUNK)
-                    score_chunk(plan, score, q, k, i, s, j0, &sc, sc.scores);
-                fasa__predict_select(plan, kern, i, s, sc.scores, indices, counts, scores,
-                                     sc.topk);
+                    score_chunk(plan, score, q, k, i, s, j0, &sc, own);
+                fasa__predict_select(plan, kern, i, s, own, indices, counts, scores, sc.topk);
             }
         }
         return;
     }
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
         fasa__predict_scratch sc;
         fasa__predict_carve(plan, workspace, (size_t)fasa__thread_id(), &sc);
