@@ -300,8 +300,12 @@ static void predict_run(const fasa__predict_plan *plan, const fasa__kernels *ker
             float *own = sc.scores + tid * sc.score_stride; /* tid < nt <= n_sets */
             for (size_t i = 0; i < plan->n_q; i++) {
                 const size_t t_i = fasa__predict_t_i(plan, i);
-                for (size_t j0 = 0; j0 < t_i; j0 += FASA_TIP_CHUNK)
-                    score_chunk(plan, score, q, k, i, s, j0, &sc, own);
+                /* One call for all chunks: every score depends only on its
+                 * own token, so this equals the chunked calls bit for bit
+                 * (test_determinism compares both orders). */
+                size_t n_dims = fasa__predict_weights(plan, q, i, s, sc.dims, sc.weights);
+                score(fasa__row(k, 0, plan->mode == FASA_GQA_PER_HEAD ? s / plan->group : s),
+                      k->token_stride, t_i, sc.dims, n_dims, sc.weights, own);
                 fasa__predict_select(plan, kern, i, s, own, indices, counts, scores, sc.topk);
             }
         }

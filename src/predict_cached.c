@@ -141,10 +141,10 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
             float *own = sc.scores + tid * rows * sc.score_stride; /* tid < nt <= hkv */
             for (size_t i = 0; i < plan.n_q; i++) {
                 const size_t t_i = fasa__predict_t_i(&plan, i);
-                for (size_t j0 = 0; j0 < t_i; j0 += FASA_TIP_CHUNK) {
-                    size_t n = t_i - j0 < FASA_TIP_CHUNK ? t_i - j0 : FASA_TIP_CHUNK;
-                    score_chunk(&plan, kern, cache, q, i, g, j0, n, &sc, own);
-                }
+                /* One call for all chunks: the kernels score every tile on
+                 * its own, so this equals the chunked calls bit for bit
+                 * (test_determinism compares both orders). */
+                score_chunk(&plan, kern, cache, q, i, g, 0, t_i, &sc, own);
                 for (size_t r = 0; r < rows; r++)
                     select_set(&plan, kern, cache, i, g * rows + r, own + r * sc.score_stride,
                                indices, counts, scores, &sc);
