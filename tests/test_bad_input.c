@@ -174,6 +174,8 @@ static void setup(void)
     g_acnt = test_xmalloc(NQ * HQ * sizeof(uint32_t));
     g_aidx2 = test_xmalloc(NQ * HQ * g_stride * sizeof(uint32_t));
     g_acnt2 = test_xmalloc(NQ * HQ * sizeof(uint32_t));
+    memset(g_aidx2, 0, NQ * HQ * g_stride * sizeof(uint32_t));
+    memset(g_acnt2, 0, NQ * HQ * sizeof(uint32_t));
     for (size_t s = 0; s < NQ * HQ; s++) { /* valid sets: 0, 3, 6, ... */
         g_acnt[s] = 10;
         for (size_t r = 0; r < 10; r++)

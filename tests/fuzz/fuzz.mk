@@ -109,3 +109,16 @@ valgrind:
 
 CHECK_TARGETS += check-fuzz-replay
 .PHONY: fuzz check-fuzz-replay fuzz-replay-run valgrind
+
+# In make check (CI): the same memcheck run without --track-origins, which
+# only helps to debug a report and doubles the time; re-run `make valgrind`
+# for origins.
+check-valgrind:
+	@if ! command -v $(VALGRIND) >/dev/null 2>&1; then \
+	    echo "check-valgrind: SKIP (valgrind not installed)"; \
+	else \
+	    $(MAKE) --no-print-directory valgrind VALGRIND_FLAGS="--error-exitcode=1 \
+	        --leak-check=full --errors-for-leak-kinds=definite,possible --quiet"; \
+	fi
+CHECK_TARGETS += check-valgrind
+.PHONY: check-valgrind
