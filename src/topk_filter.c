@@ -90,14 +90,7 @@ static void select_desc(uint64_t *a, size_t n, size_t r)
 
 size_t fasa__topk_scan_scalar(const float *s, size_t n, float tau, uint32_t *cand, size_t cap)
 {
-    size_t c = 0;
-    for (size_t j = 0; j < n; j++) {
-        cand[c] = (uint32_t)j;
-        c += s[j] >= tau;
-        if (c > cap)
-            return cap + 1;
-    }
-    return c;
+    return fasa__topk_scan_tail(s, 0, n, tau, cand, 0, cap);
 }
 
 /* tau such that about `target` scores pass: the ceil(target*m/n)-th

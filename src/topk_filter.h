@@ -20,4 +20,19 @@ void fasa__topk_filter(const float *s, size_t n, size_t k, uint32_t *out, void *
 /* Portable scan (reference for the SIMD scans and the scalar fallback). */
 size_t fasa__topk_scan_scalar(const float *s, size_t n, float tau, uint32_t *cand, size_t cap);
 
+/* The scan contract for positions j0 .. n-1, continuing a count c: the
+ * scalar body of fasa__topk_scan_scalar and the tail of every SIMD scan.
+ * Branch-free store: cand[c] is written before the compare decides. */
+static inline size_t fasa__topk_scan_tail(const float *s, size_t j0, size_t n, float tau,
+                                          uint32_t *cand, size_t c, size_t cap)
+{
+    for (size_t j = j0; j < n; j++) {
+        cand[c] = (uint32_t)j;
+        c += s[j] >= tau;
+        if (c > cap)
+            return cap + 1;
+    }
+    return c;
+}
+
 #endif

@@ -212,13 +212,7 @@ static size_t scan_neon(const float *s, size_t n, float tau, uint32_t *cand, siz
         if (c > cap)
             return cap + 1;
     }
-    for (; j < n; j++) {
-        cand[c] = (uint32_t)j;
-        c += s[j] >= tau;
-        if (c > cap)
-            return cap + 1;
-    }
-    return c;
+    return fasa__topk_scan_tail(s, j, n, tau, cand, c, cap);
 }
 
 void fasa__topk_neon(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)

@@ -258,13 +258,7 @@ TARGET static size_t scan_avx512(const float *s, size_t n, float tau, uint32_t *
         }
         idx = _mm512_add_epi32(idx, step);
     }
-    for (; j < n; j++) {
-        cand[c] = (uint32_t)j;
-        c += s[j] >= tau;
-        if (c > cap)
-            return cap + 1;
-    }
-    return c;
+    return fasa__topk_scan_tail(s, j, n, tau, cand, c, cap);
 }
 
 void fasa__topk_avx512(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)
