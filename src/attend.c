@@ -389,7 +389,7 @@ static void attend_chunk(const attend_plan *p, const fasa__kernels *kern, const 
  * head-interleaved cache instead of one head's 2-KiB-strided rows at a
  * time. Kernel blocks start at multiples of 16 tokens either way, so the
  * arithmetic is exactly attend_chunk's. */
-#define FASA_DENSE_SUB 64
+#define FASA_DENSE_SUB 128
 static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
                                const fasa_view *k, const fasa_view *v, const float *qall,
                                size_t c, size_t g0, size_t g1, float *pm, float *pl, float *pacc)
@@ -410,6 +410,14 @@ static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
             attend_job(p, k, v, qall + st.h0 * d, &st, pm + row, pl + row, pacc + row * dv, &job);
             job.first = i0;
             job.n = hi - i0 < FASA_DENSE_SUB ? hi - i0 : FASA_DENSE_SUB;
+            /* the next job's first rows: next head, or first head of the
+             * next sub-block */
+            size_t ng = g + 1 < g1 ? g + 1 : g0, ni = g + 1 < g1 ? i0 : i0 + FASA_DENSE_SUB;
+            if (ni < hi) {
+                job.pf_k = fasa__row(k, ni, ng);
+                job.pf_v = fasa__row(v, ni, ng);
+                job.pf_n = hi - ni < 16 ? hi - ni : 16;
+            }
             kern->attn(&job);
         }
 }

@@ -44,6 +44,12 @@ typedef struct fasa__attn_job {
     float *l;            /* [n_rows] running sum   */
     float *acc;          /* [n_rows][acc_stride]   */
     size_t acc_stride;
+    /* Optional: the first pf_n (<= 16) rows of the job that runs next, same
+     * strides and dtypes, prefetched during this job's last block so that
+     * job does not start on cold rows. 0 = none. */
+    const void *pf_k;
+    const void *pf_v;
+    size_t pf_n;
 } fasa__attn_job;
 typedef void (*fasa__attn_fn)(const fasa__attn_job *job);
 

@@ -29,6 +29,7 @@
 #define FA_EXP(v) fasa__exp_neon(v)
 #define FA_REDUCE(v) vpaddq_f32(vpaddq_f32((v)[0], (v)[1]), vpaddq_f32((v)[2], (v)[3]))
 #define FA_KT1 8
+#define FA_KT4 2
 #define FA_VCG1 8
 #define FA_VCG2 8
 #define FA_VCG3 4

@@ -41,8 +41,8 @@
 FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const int T,
                          const int RB, size_t dfull, FA_VEC *part, const int kdt)
 {
-    FA_VEC acc[8];
-#pragma GCC unroll 8
+    FA_VEC acc[16];
+#pragma GCC unroll 16
     for (int a = 0; a < T * RB; a++)
         acc[a] = FA_ZERO();
     for (size_t c = 0; c < dfull; c += FA_W) {
@@ -68,7 +68,7 @@ FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const
 /* acc[r][c0 .. c0 + CG*W) = acc * alpha[r] + sum_{j < nb} p[r][j] * v_j. */
 FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const float *alpha,
                          float *acc, size_t accs, size_t c0, const int RB, const int CG,
-                         const int vdt)
+                         const int vdt, const char *const *pfv, size_t npf, size_t vrow)
 {
     FA_VEC a[16];
 #pragma GCC unroll 4
@@ -79,6 +79,11 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
             a[r * CG + g] = FA_MUL(FA_LOADU(acc + r * accs + c0 + (size_t)g * FA_W), al);
     }
     for (size_t j = 0; j < nb; j++) {
+        if (j < npf) {
+            for (size_t o = 0; o < vrow; o += 64)
+                __builtin_prefetch(pfv[j] + o, 0, 2);
+            __builtin_prefetch(pfv[j] + vrow - 1, 0, 2);
+        }
         FA_VEC pb[4];
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++)
@@ -101,13 +106,13 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
 /* All full W-chunks of the value dims for rb (1..4) rows. */
 FA_INL void FA_FN(vrows)(const char *const *vp, size_t nb, const float *p, const float *alpha,
                          float *acc, size_t accs, size_t dvfull, const int RB, const int CG,
-                         const int vdt)
+                         const int vdt, const char *const *pfv, size_t npf, size_t vrow)
 {
     size_t c0 = 0;
-    for (; c0 + (size_t)CG * FA_W <= dvfull; c0 += (size_t)CG * FA_W)
-        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, CG, vdt);
-    for (; c0 < dvfull; c0 += FA_W)
-        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, 1, vdt);
+    for (; c0 + (size_t)CG * FA_W <= dvfull; c0 += (size_t)CG * FA_W, npf = 0)
+        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, CG, vdt, pfv, npf, vrow);
+    for (; c0 < dvfull; c0 += FA_W, npf = 0)
+        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, 1, vdt, pfv, npf, vrow);
 }
 
 FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
@@ -152,6 +157,12 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
                 nkp[j] = kb + tok * kst;
                 nvp[j] = vb + tok * vst;
             }
+        } else if (job->pf_n > 0) {
+            nn = job->pf_n < FA_B ? job->pf_n : FA_B;
+            for (size_t j = 0; j < nn; j++) {
+                nkp[j] = (const char *)job->pf_k + j * kst;
+                nvp[j] = (const char *)job->pf_v + j * vst;
+            }
         }
 #define FA_PF(j0, cnt)                                                           \
     if (rr == 0)                                                                 \
@@ -159,9 +170,6 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             for (size_t o = 0; o < krow; o += 64)                                \
                 __builtin_prefetch(nkp[j] + o, 0, 2);                            \
             __builtin_prefetch(nkp[j] + krow - 1, 0, 2);                         \
-            for (size_t o = 0; o < vrow; o += 64)                                \
-                __builtin_prefetch(nvp[j] + o, 0, 2);                            \
-            __builtin_prefetch(nvp[j] + vrow - 1, 0, 2);                         \
         }
 
         /* 1. logits s[r][j], rows in passes of up to 4 (the K block stays
@@ -189,9 +197,9 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
                 }
                 break;
             default:
-                for (int j0 = 0; j0 < FA_B; j0 += 2) {
-                    FA_PF(j0, 2);
-                    FA_FN(ktile)(qr, qs, kp + j0, 2, 4, dfull, part + j0, kdt);
+                for (int j0 = 0; j0 < FA_B; j0 += FA_KT4) {
+                    FA_PF(j0, FA_KT4);
+                    FA_FN(ktile)(qr, qs, kp + j0, FA_KT4, 4, dfull, part + j0, kdt);
                 }
                 break;
             }
@@ -245,10 +253,10 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             const float *pr = s + rr * FA_B;
             float *ar = acc + rr * accs;
             switch (rb) {
-            case 1: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 1, FA_VCG1, vdt); break;
-            case 2: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 2, FA_VCG2, vdt); break;
-            case 3: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 3, FA_VCG3, vdt); break;
-            default: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 4, FA_VCG4, vdt); break;
+            case 1: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 1, FA_VCG1, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
+            case 2: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 2, FA_VCG2, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
+            case 3: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 3, FA_VCG3, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
+            default: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 4, FA_VCG4, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
             }
             for (size_t r = 0; r < rb; r++) {
                 float *arow = ar + r * accs;

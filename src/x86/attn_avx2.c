@@ -28,6 +28,7 @@
 #define FA_EXP(v) fasa__exp_avx2(v)
 #define FA_REDUCE(v) fa_reduce8(v)
 #define FA_KT1 4
+#define FA_KT4 2
 #define FA_VCG1 8
 #define FA_VCG2 4
 #define FA_VCG3 2

@@ -28,6 +28,7 @@
 #define FA_EXP(v) fasa__exp_avx512(v)
 #define FA_REDUCE(v) fa_reduce16(v)
 #define FA_KT1 8
+#define FA_KT4 4
 #define FA_VCG1 8
 #define FA_VCG2 8
 #define FA_VCG3 4
