@@ -397,9 +397,15 @@ static void test_attn(const entry *e, const entry *ref)
                             m[r] = -INFINITY, l[r] = 0.0f;
                         memset(acc, 0, rows * d * 4);
                         fasa__attn_job job = {q, rows, d, k, d, dts[kd], v, d, dts[kd], d, d,
-                                              use_idx ? idx : NULL, 2, n, m, l, acc, d};
+                                              use_idx ? idx : NULL, 2, n, m, l, acc, d,
+                                              NULL, NULL, 0};
                         if (!use_idx && n + 2 > t)
                             job.n = t - 2;
+                        if (x) { /* the next-job prefetch hint must not change results */
+                            job.pf_k = k;
+                            job.pf_v = v;
+                            job.pf_n = t < 16 ? t : 16;
+                        }
                         ((fasa__attn_fn)(x ? e->fn : ref->fn))(&job);
                     }
                     size_t bad = 0;

@@ -105,6 +105,27 @@ INLINE void gather16_128(const uint16_t *s, size_t d, const uint16_t *idx, size_
     }
 }
 
+/* head_dim <= 128 dwords: four 32-dword windows in named registers; bits 5
+ * and 6 of an index pick the window (blend of the four permutes). */
+INLINE void gather32_128(const uint32_t *s, size_t d, const uint16_t *idx, size_t n, uint32_t *o)
+{
+#define W32(i) _mm512_maskz_loadu_epi32((__mmask16)lanes(d, 16 * (i), 16), s + 16 * (i))
+    const __m512i w0 = W32(0), w1 = W32(1), w2 = W32(2), w3 = W32(3);
+    const __m512i w4 = W32(4), w5 = W32(5), w6 = W32(6), w7 = W32(7);
+#undef W32
+    const __m512i bit5 = _mm512_set1_epi32(32), bit6 = _mm512_set1_epi32(64);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = (__mmask16)lanes(n, i, 16);
+        __m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, idx + i));
+        __mmask16 b5 = _mm512_test_epi32_mask(x, bit5), b6 = _mm512_test_epi32_mask(x, bit6);
+        __m512i r01 = _mm512_mask_mov_epi32(_mm512_permutex2var_epi32(w0, x, w1), b5,
+                                            _mm512_permutex2var_epi32(w2, x, w3));
+        __m512i r23 = _mm512_mask_mov_epi32(_mm512_permutex2var_epi32(w4, x, w5), b5,
+                                            _mm512_permutex2var_epi32(w6, x, w7));
+        _mm512_mask_storeu_epi32(o + i, m, _mm512_mask_mov_epi32(r01, b6, r23));
+    }
+}
+
 TARGET void fasa__lc_gather_avx512(const void *row, size_t row_stride, size_t d,
                                    const uint16_t *idx, size_t idx_stride, const uint32_t *n_fc,
                                    size_t n_heads, size_t es, void *dst, size_t dst_stride)
@@ -125,7 +146,9 @@ TARGET void fasa__lc_gather_avx512(const void *row, size_t row_stride, size_t d,
         } else {
             const uint32_t *s = (const uint32_t *)row + h * row_stride;
             uint32_t *o = (uint32_t *)dst + h * dst_stride;
-            if (d <= 32 * MAX_W32)
+            if (d <= 128)
+                gather32_128(s, d, ix, n, o);
+            else if (d <= 32 * MAX_W32)
                 gather32(s, d, ix, n, o);
             else
                 for (size_t i = 0; i < n; i++)

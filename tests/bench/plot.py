@@ -44,13 +44,14 @@ def write_md(rows, topk, path):
             100 * float(r["frac_of_bw"]), float(r["speedup_vs_dense"])))
     if topk:
         out += ["", "Top-k alone (one set, one thread, microseconds) and label-cache append:", "",
-                "| t | k | KV/label dtype | filter + tau hint | filter, no hint | qsort (score,idx) | append ns/token, per-head cache | append ns/token, group cache |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| t | k | KV/label dtype | filter + tau hint | filter, no hint | qsort (score,idx) | append ns/token, per-head cache | append ns/token, group cache | same, K row not in cache (per-head / group) |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for r in topk:
-            out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+            out.append("| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f / %.1f |" % (
                 fmt_t(int(r["t"])), r["k"], r["dtype"], float(r["topk_hint_us"]),
                 float(r["topk_us"]), float(r["qsort_us"]), float(r["append_head_ns"]),
-                float(r["append_group_ns"])))
+                float(r["append_group_ns"]), float(r["append_head_cold_ns"]),
+                float(r["append_group_cold_ns"])))
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
 
