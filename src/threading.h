@@ -39,13 +39,17 @@
 static inline size_t fasa__n_chunks(size_t n, size_t chunk) { return (n + chunk - 1) / chunk; }
 
 /* Threads for a loop of `items` items totalling `work` (query row x token)
- * pairs with `workers` available: never more threads than items, and 1
- * (inline, the parallel region skipped) for tiny loops. */
+ * pairs with `workers` available: 1 (inline, the parallel region skipped)
+ * for tiny loops, else all workers, even when there are fewer items than
+ * workers (the spare threads only pass the barrier). A team whose size
+ * changes from one region to the next costs more: on the 16-core machine,
+ * group-shared FAC on 8 items followed by TIP on 16 threads made TIP 0.3 ms
+ * (40%) slower at t = 128k than with a constant team (docs/performance.md). */
 static inline int fasa__team(size_t workers, size_t items, size_t work)
 {
     if (items < 2 || work < FASA_PAR_MIN_WORK || workers < 2)
         return 1;
-    return (int)(workers < items ? workers : items);
+    return (int)workers;
 }
 
 /* Index of the calling thread inside the current parallel region. */
