@@ -31,7 +31,7 @@ mod view;
 pub use cache::LabelCache;
 pub use context::{max_selected, Context, Selection};
 pub use error::{status_name, status_string, FasaError, Result};
-pub use profile::{Calibrator, GqaMode, ModelShape, PairLayout, Profile, ProfileInfo, SelectOptions};
+pub use profile::{CalibConfig, CalibStep, Calibrator, GqaMode, ModelShape, PairLayout, Profile, ProfileInfo, SelectOptions};
 pub use view::{Bf16, DType, Element, Shape, View, ViewMut, F16};
 
 /// The fasa.h version these bindings were written for.

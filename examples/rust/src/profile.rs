@@ -1,5 +1,6 @@
-//! `Profile` and `Calibrator`.
+//! `Profile`, `Calibrator` and the one-shot `Profile::calibrate`.
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::mem::size_of;
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
@@ -123,6 +124,64 @@ fn c_path(path: &Path) -> Result<CString> {
         .map_err(|_| FasaError::new(ffi::FASA_ERR_INVALID_ARGUMENT, "path contains a NUL byte"))
 }
 
+/// What to calibrate (fasa_calib_config): the model shape and the K values
+/// at which the contextual agreement is measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalibConfig {
+    pub shape: ModelShape,
+    /// Strictly ascending, each >= 1, at most `ffi::FASA_MAX_K_VALUES` (16).
+    /// Empty: the library default {64, 128, 256, 512, 1024}.
+    pub k_values: Vec<u32>,
+}
+
+impl CalibConfig {
+    /// `k_values` as for the field (empty = the library default).
+    pub fn new(shape: ModelShape, k_values: &[u32]) -> CalibConfig {
+        CalibConfig { shape, k_values: k_values.to_vec() }
+    }
+
+    /// The C struct. More than 16 K values do not fit it:
+    /// `FASA_ERR_INVALID_ARGUMENT`, as libfasa gives for an n_k above 16.
+    /// Every other rule is left to libfasa.
+    pub(crate) fn raw(&self) -> Result<ffi::fasa_calib_config> {
+        let n = self.k_values.len();
+        if n > ffi::FASA_MAX_K_VALUES {
+            return Err(FasaError::new(ffi::FASA_ERR_INVALID_ARGUMENT,
+                format!("calib config: {n} K values, at most {}", ffi::FASA_MAX_K_VALUES)));
+        }
+        let mut cfg = ffi::fasa_calib_config { struct_size: size_of::<ffi::fasa_calib_config>(),
+                                               shape: self.shape.raw(), n_k: n, ..Default::default() };
+        cfg.k_values[..n].copy_from_slice(&self.k_values);
+        Ok(cfg)
+    }
+}
+
+/// One decode step for [`Profile::calibrate`] (fasa_calib_step): `layer`,
+/// the post-RoPE query `q` of the new token (1 token x Hq heads) and the
+/// post-RoPE keys `k` of the t cached tokens including the new one
+/// (t tokens x Hkv heads), as for [`Calibrator::add_step`].
+///
+/// A step keeps a copy of the two view descriptors and borrows their data
+/// for `'a`, so the slices cannot change or go away while the step exists.
+/// q and k, and different steps, may have different element types.
+#[derive(Clone, Copy, Debug)]
+pub struct CalibStep<'a> {
+    layer: usize,
+    q: ffi::fasa_view,
+    k: ffi::fasa_view,
+    _data: PhantomData<&'a ()>,
+}
+
+impl<'a> CalibStep<'a> {
+    pub fn new<Q: Element, K: Element>(layer: usize, q: &View<'a, Q>, k: &View<'a, K>) -> CalibStep<'a> {
+        CalibStep { layer, q: *q.as_raw(), k: *k.as_raw(), _data: PhantomData }
+    }
+
+    pub fn layer(&self) -> usize {
+        self.layer
+    }
+}
+
 /// A FASA profile. Reads may happen from several threads at once (`Sync`);
 /// `select` and `set_dense` take `&mut self`, as the C contract requires
 /// that they race with nothing.
@@ -178,6 +237,99 @@ impl Profile {
     pub fn from_bytes(data: &[u8]) -> Result<Profile> {
         let mut out = ptr::null_mut();
         let st = unsafe { ffi::fasa_profile_load_buffer(data.as_ptr() as *const c_void, data.len(), &mut out) };
+        Profile::wrap(st, out)
+    }
+
+    /// One-shot calibration (fasa_calibrate): the profile that a
+    /// [`Calibrator`] made from `config` gives after `add_step` of every
+    /// step in order and `finish(options)` (`None`: the default selection
+    /// options, fitted to small heads).
+    ///
+    /// For every step, query head and FC the contextual agreement
+    /// `|TopK'(s) & TopK'(s^f)| / K'` with `K' = min(K, t)` is computed
+    /// (raw dot products in double, ties to the lower token index) and
+    /// averaged per layer; the dominant FC sets are then selected from it.
+    ///
+    /// Errors (`FasaError::status`), the first problem in this order:
+    /// - the config: `FASA_ERR_INVALID_ARGUMENT` (K values not ascending,
+    ///   0, more than 16; unknown layout), `FASA_ERR_ZERO_SIZE`,
+    ///   `FASA_ERR_BAD_SHAPE` (Hkv does not divide Hq, odd head_dim);
+    /// - each step in turn: `FASA_ERR_BAD_INDEX` (layer out of range), the
+    ///   view errors (e.g. `FASA_ERR_BAD_STRIDE` for overlapping rows),
+    ///   `FASA_ERR_BAD_SHAPE` (q not 1 x Hq x d, k not t x Hkv x d),
+    ///   `FASA_ERR_NONFINITE` (NaN or Inf anywhere in q or k);
+    /// - `FASA_ERR_BAD_STATE` when a layer has no step (so also for no
+    ///   steps at all); the message names the layers;
+    /// - `FASA_ERR_INVALID_ARGUMENT` for invalid `options`;
+    /// - `FASA_ERR_OUT_OF_MEMORY`.
+    ///
+    /// fasa_calibrate takes no context: it runs on the calling thread only
+    /// and its messages are the status strings. Use a [`Calibrator`] with a
+    /// [`Context`] for threads or for the library's detail on a bad step.
+    /// It builds a private calibrator and only reads the steps, so it may
+    /// run on several threads at once (all arguments are shared borrows).
+    ///
+    /// ```
+    /// use fasa::{ffi, CalibConfig, CalibStep, GqaMode, ModelShape, PairLayout, Profile, SelectOptions, View};
+    /// # fn main() -> fasa::Result<()> {
+    /// // HALF layout, head_dim 8: FC f is dims (f, f + 4).
+    /// let shape = ModelShape { n_layers: 1, n_q_heads: 2, n_kv_heads: 1, head_dim: 8,
+    ///                          pair_layout: PairLayout::Half };
+    /// let config = CalibConfig::new(shape, &[2, 4]);
+    /// // Query head 0 looks only at FC 1, head 1 only at FC 3, so those
+    /// // FCs rank the 6 keys exactly like the full dot product.
+    /// let mut q = vec![0f32; 2 * 8];
+    /// q[1] = 1.0; q[5] = 0.5;                 // head 0, FC 1
+    /// q[8 + 3] = -1.0; q[8 + 7] = 2.0;        // head 1, FC 3
+    /// // Keys grow with the token index (dim 3 shrinks): tokens 2..5 rank first
+    /// // for both heads, while an FC the query ignores ties everywhere and
+    /// // picks tokens 0..3.
+    /// let k: Vec<f32> = (0..6 * 8)
+    ///     .map(|i| if i % 8 == 3 { -((i / 8) as f32) } else { (i / 8) as f32 })
+    ///     .collect();
+    /// let steps = [CalibStep::new(0, &View::contiguous(&q, 1, 2, 8)?,
+    ///                             &View::contiguous(&k, 6, 1, 8)?)];
+    /// let options = SelectOptions { n_fc: 1, k: 4, ..SelectOptions::default() };
+    /// let prof = Profile::calibrate(&config, &steps, Some(&options))?;
+    /// assert_eq!(prof.k_values()?, vec![2, 4]);
+    /// assert_eq!(prof.fcs(0, GqaMode::PerHead, 0)?, vec![1]);
+    /// assert_eq!(prof.fcs(0, GqaMode::PerHead, 1)?, vec![3]);
+    ///
+    /// // Every layer needs a step.
+    /// let err = Profile::calibrate(&config, &[], None).unwrap_err();
+    /// assert_eq!(err.status, ffi::FASA_ERR_BAD_STATE);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn calibrate(config: &CalibConfig, steps: &[CalibStep<'_>], options: Option<&SelectOptions>)
+        -> Result<Profile> {
+        let cfg = config.raw()?;
+        // Pointers into `steps`, which outlives the call; the views were
+        // checked against their slices when they were built.
+        let raw: Vec<ffi::fasa_calib_step> = steps.iter()
+            .map(|s| ffi::fasa_calib_step { layer: s.layer, q: &s.q, k: &s.k })
+            .collect();
+        let o = options.map(|o| o.raw());
+        let optr = o.as_ref().map_or(ptr::null(), |o| o as *const _);
+        let mut out = ptr::null_mut();
+        let st = unsafe { ffi::fasa_calibrate(&cfg, raw.as_ptr(), raw.len(), optr, &mut out) };
+        if st == ffi::FASA_ERR_BAD_STATE {
+            // fasa_calibrate has no ctx for a message: name the layers here.
+            let mut seen = vec![false; config.shape.n_layers];
+            for s in steps {
+                if let Some(x) = seen.get_mut(s.layer) {
+                    *x = true;
+                }
+            }
+            let missing: Vec<usize> = (0..seen.len()).filter(|&l| !seen[l]).collect();
+            if !missing.is_empty() {
+                let more = missing.len().saturating_sub(8);
+                return Err(FasaError::new(st, format!(
+                    "calibration: {} step(s), no step for layer {:?}{}", steps.len(),
+                    &missing[..missing.len() - more],
+                    if more > 0 { format!(" and {more} more") } else { String::new() })));
+            }
+        }
         Profile::wrap(st, out)
     }
 
@@ -292,13 +444,12 @@ unsafe impl Send for Calibrator {}
 impl Calibrator {
     /// `k_values`: ascending, at most 16; empty = the library default.
     pub fn new(shape: ModelShape, k_values: &[u32]) -> Result<Calibrator> {
-        if k_values.len() > ffi::FASA_MAX_K_VALUES {
-            return Err(FasaError::new(ffi::FASA_ERR_INVALID_ARGUMENT, "at most 16 K values"));
-        }
-        let mut cfg = ffi::fasa_calib_config { struct_size: size_of::<ffi::fasa_calib_config>(),
-                                               shape: shape.raw(), n_k: k_values.len(),
-                                               ..Default::default() };
-        cfg.k_values[..k_values.len()].copy_from_slice(k_values);
+        Calibrator::from_config(&CalibConfig::new(shape, k_values))
+    }
+
+    /// The same configuration `Profile::calibrate` takes.
+    pub fn from_config(config: &CalibConfig) -> Result<Calibrator> {
+        let cfg = config.raw()?;
         let mut out = ptr::null_mut();
         check(unsafe { ffi::fasa_calibrator_create(&cfg, &mut out) })?;
         NonNull::new(out).map(|raw| Calibrator { raw })

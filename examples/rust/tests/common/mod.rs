@@ -24,6 +24,12 @@ impl Rng {
     pub fn uniform(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0).collect()
     }
+    /// N(0, 1) by Box-Muller.
+    pub fn normal(&mut self) -> f64 {
+        let u1 = ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64; // (0, 1]
+        let u2 = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
