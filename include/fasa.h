@@ -409,7 +409,10 @@ FASA_API fasa_status fasa_calibrator_finish(const fasa_calibrator *cal,
                                             const fasa_select_options *options,
                                             fasa_profile **out);
 
-/* One-shot convenience: steps[i] is (layer, q, k) as for add_step. */
+/* One-shot convenience: steps[i] is (layer, q, k) as for add_step, then
+ * finish; the same errors, checked step by step in order. Runs on the
+ * calling thread (no ctx: use a calibrator with a ctx for threads and error
+ * messages). Allocates *out. Thread-safe: it only reads its inputs. */
 typedef struct fasa_calib_step {
     size_t layer;
     const fasa_view *q;
