@@ -212,7 +212,7 @@ static void test_convert(const entry *e, const entry *ref)
  * es bytes; sentinels after every output). */
 static void test_lc_gather(const entry *e, const entry *ref)
 {
-    static const size_t DS[] = {1, 5, 64, 100, 128, 200, 256, 300};
+    static const size_t DS[] = {1, 2, 3, 5, 64, 100, 127, 128, 200, 256, 300, 65535};
     static const uint32_t NFC[] = {0, 1, 15, 16, 17, 39, 100};
     const size_t H = 3;
     fasa__lc_gather_fn fns[2] = {(fasa__lc_gather_fn)e->fn, (fasa__lc_gather_fn)ref->fn};
@@ -232,6 +232,12 @@ static void test_lc_gather(const entry *e, const entry *ref)
                     row[i] = (unsigned char)test_rand_u64();
                 for (size_t i = 0; i < H * is; i++)
                     idx[i] = (uint16_t)(test_rand_u64() % d);
+                /* The last dim first and last in every head: a kernel that
+                 * loads more than one element per index (a word gather
+                 * through dword loads) must not step past the row there. */
+                for (size_t h = 0; h < H; h++)
+                    if (n_fc[h])
+                        idx[h * is] = idx[h * is + 2 * n_fc[h] - 1] = (uint16_t)(d - 1);
                 for (int f = 0; f < 2; f++) {
                     memset(out, 0xCD, H * ds * es);
                     fns[f](row, rs, d, idx, is, n_fc, H, es, out, ds);
@@ -248,6 +254,32 @@ static void test_lc_gather(const entry *e, const entry *ref)
                     CHECKF(ok, "%s: es %zu d %zu n_fc %u %u %u wrong", f ? ref->name : e->name,
                            es, d, n_fc[0], n_fc[1], n_fc[2]);
                 }
+                /* Again with the rows, the indices and the output each
+                 * exactly as long as the contract says (up to the last
+                 * head's d elements / 2*n_fc entries) and ending at, then
+                 * starting after, a PROT_NONE page: any access outside
+                 * them faults. */
+                size_t nl = 2 * (size_t)n_fc[H - 1];
+                size_t rb = ((H - 1) * rs + d) * es, ib = ((H - 1) * is + nl) * 2,
+                       ob = ((H - 1) * ds + nl) * es;
+                for (int g = TEST_GUARD_AFTER; g <= TEST_GUARD_BEFORE; g++)
+                    for (int f = 0; f < 2; f++) {
+                        unsigned char *grow = test_alloc(rb, g), *gout = test_alloc(ob, g);
+                        uint16_t *gidx = test_alloc(ib, g);
+                        memcpy(grow, row, rb);
+                        memcpy(gidx, idx, ib);
+                        memset(gout, 0xCD, ob);
+                        fns[f](grow, rs, d, gidx, is, n_fc, H, es, gout, ds);
+                        int ok = 1;
+                        for (size_t h = 0; h < H; h++)
+                            for (size_t i = 0; i < 2 * n_fc[h]; i++)
+                                ok &= memcmp(gout + (h * ds + i) * es,
+                                             row + (h * rs + idx[h * is + i]) * es, es) == 0;
+                        CHECKF(ok, "%s: guarded (%s) es %zu d %zu n_fc %u %u %u wrong",
+                               f ? ref->name : e->name, g == TEST_GUARD_AFTER ? "after" : "before",
+                               es, d, n_fc[0], n_fc[1], n_fc[2]);
+                        test_free(grow, rb, g), test_free(gout, ob, g), test_free(gidx, ib, g);
+                    }
                 free(b1), free(b2), free(b3);
             }
 }
