@@ -316,6 +316,28 @@ static void test_lc_transpose(const entry *e, const entry *ref)
                         CHECKF(ok, "%s: es %zu m %zu ld %zu rows %zu wrong",
                                f ? ref->name : e->name, es, m, ld, rows);
                     }
+                    /* Again with the stage (64 rows of ld) and the tile (m
+                     * rows of 64) each exactly that long and ending at, then
+                     * starting after, a PROT_NONE page: loads rounded past
+                     * m must stay inside ld, stores inside the m rows. */
+                    size_t sb = FASA_TILE * ld * es, ob = m * FASA_TILE * es;
+                    for (int g = TEST_GUARD_AFTER; g <= TEST_GUARD_BEFORE; g++)
+                        for (int f = 0; f < 2; f++) {
+                            unsigned char *gst = test_alloc(sb, g), *gtile = test_alloc(ob, g);
+                            memcpy(gst, st, sb);
+                            memset(gtile, 0xCD, ob);
+                            fns[f](gst, ld, rows, m, es, gtile);
+                            int ok = 1;
+                            for (size_t c = 0; c < m; c++)
+                                for (size_t j = 0; j < FASA_TILE; j++)
+                                    for (size_t b = 0; b < es; b++)
+                                        ok &= gtile[(c * FASA_TILE + j) * es + b] ==
+                                              (j < rows ? st[(j * ld + c) * es + b] : 0);
+                            CHECKF(ok, "%s: guarded (%s) es %zu m %zu ld %zu rows %zu wrong",
+                                   f ? ref->name : e->name,
+                                   g == TEST_GUARD_AFTER ? "after" : "before", es, m, ld, rows);
+                            test_free(gst, sb, g), test_free(gtile, ob, g);
+                        }
                     free(b1), free(b2);
                 }
 }
