@@ -1,49 +1,13 @@
 /*
- * lc_avx2.c - label-cache staging kernels for the AVX2 level: the dim
- * gather of one key row (an unrolled scalar loop, see GATHER4) and the
- * tile transpose (16 x 16 words / 8 x 8 dwords per block, 2x2 block swaps
- * as in lc_avx512.c). Empty off x86.
+ * lc_avx2.c - label-cache tile transpose for AVX2 (16 x 16 words / 8 x 8
+ * dwords per block, 2x2 block swaps as in lc_avx512.c). The gather is the
+ * reference loop at this level: SIMD gathers measured no faster (see
+ * src/ref/lc_pack.c). Empty off x86.
  */
 #include "internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-
-/* The gather is a plain loop, unrolled by 4 so its counter and branch are
- * paid once per 4 elements. SIMD gathers lost on Zen 4 (8 KV heads x
- * 32-48 dims of 128-dim rows): vpgatherdd for f32 ran level with the
- * reference loop, a dword gather at byte 2*idx for f16 (high half taken
- * from the dword at idx - 1 when idx == d - 1, so nothing past the row is
- * read) about 10% behind it. On a Xeon (noisy VM) vpgatherdd and this
- * loop were within 5-10% of each other either way for f32, the word gather
- * tied or trailed. No AVX2-only CPU was measured. Numbers in the commit
- * message. */
-#define GATHER4(T)                                                                     \
-    for (size_t h = 0; h < n_heads; h++) {                                             \
-        const T *s = (const T *)row + h * row_stride;                                  \
-        const uint16_t *ix = idx + h * idx_stride;                                     \
-        T *o = (T *)dst + h * dst_stride;                                              \
-        size_t i = 0, n = 2 * (size_t)n_fc[h];                                         \
-        for (; i + 4 <= n; i += 4) {                                                   \
-            o[i] = s[ix[i]];                                                           \
-            o[i + 1] = s[ix[i + 1]];                                                   \
-            o[i + 2] = s[ix[i + 2]];                                                   \
-            o[i + 3] = s[ix[i + 3]];                                                   \
-        }                                                                              \
-        for (; i < n; i++)                                                             \
-            o[i] = s[ix[i]];                                                           \
-    }
-
-void fasa__lc_gather_avx2(const void *row, size_t row_stride, size_t d, const uint16_t *idx,
-                          size_t idx_stride, const uint32_t *n_fc, size_t n_heads, size_t es,
-                          void *dst, size_t dst_stride)
-{
-    (void)d;
-    if (es == 2)
-        GATHER4(uint16_t)
-    else
-        GATHER4(uint32_t)
-}
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
