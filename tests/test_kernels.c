@@ -96,12 +96,18 @@ static void test_score_labels(const entry *e, const entry *ref)
     size_t es = test_dtype_size(dt);
     double tol = strstr(e->name, "avx512bf16") ? 1e-4 : 2e-6;
     fasa__score_labels_fn f = (fasa__score_labels_fn)e->fn, fr = (fasa__score_labels_fn)ref->fn;
-    static const size_t FCS[] = {1, 3, 16};
-    static const size_t ROWS[] = {1, 2, 3, 4, 5, 8};
+    /* Wide unions (130 FCs) and more than 16 rows; zw = 1 zeroes whole FCs
+     * of a row, as PER_HEAD unions do (a head's weight is zero on the FCs of
+     * the union it does not use), and some FCs of every row. */
+    static const size_t FCS[] = {1, 3, 16, 130};
+    static const size_t ROWS[] = {1, 2, 3, 4, 5, 8, 17};
     for (size_t si = 0; si < N_SIZES + 2; si++)
-        for (size_t fi = 0; fi < 3; fi++)
-            for (size_t ri = 0; ri < 6; ri++) {
+        for (size_t fi = 0; fi < 4; fi++)
+            for (size_t ri = 0; ri < 7; ri++)
+            for (int zw = 0; zw < 2; zw++) {
                 size_t n = pick_size(si), n_fc = FCS[fi], rows = ROWS[ri], n_ch = 2 * n_fc;
+                if (fi == 3 && (n > 130 || (rows != 4 && rows != 5)))
+                    continue; /* the wide case once per shape class: keeps valgrind short */
                 size_t tiles = (n + FASA_TILE - 1) / FASA_TILE, elems = tiles * n_ch * FASA_TILE;
                 size_t stride = n + 3;
                 void *b1, *b2, *b3, *b4;
@@ -113,6 +119,13 @@ static void test_score_labels(const entry *e, const entry *ref)
                     put(lab, dt, i, (float)test_rand_normal());
                 for (size_t i = 0; i < rows * n_ch; i++)
                     w[i] = (float)test_rand_normal();
+                if (zw)
+                    for (size_t u = 0; u < n_fc; u++) {
+                        int all = test_rand_u64() % 5 == 0;
+                        for (size_t r = 0; r < rows; r++)
+                            if (all || test_rand_u64() % 3 == 0)
+                                w[r * n_ch + 2 * u] = w[r * n_ch + 2 * u + 1] = 0.0f;
+                    }
                 for (size_t i = 0; i < rows * stride + 1; i++)
                     o1[i] = o2[i] = -7.0f;
                 fr(lab, n_fc, n, w, rows, o1, stride);
@@ -135,8 +148,8 @@ static void test_score_labels(const entry *e, const entry *ref)
                         bad += !(fabs((double)a - b) <= tol * mag + 1e-30);
                     }
                 bad += o2[rows * stride] != -7.0f;
-                CHECKF(bad == 0, "%s: n %zu n_fc %zu rows %zu: %zu mismatches", e->name, n, n_fc,
-                       rows, bad);
+                CHECKF(bad == 0, "%s: n %zu n_fc %zu rows %zu zero-w %d: %zu mismatches", e->name,
+                       n, n_fc, rows, zw, bad);
                 free(b1), free(b2), free(b3), free(b4);
             }
 }
