@@ -124,6 +124,18 @@ int method_init(method *me, method_kind kind, double budget, fasa_gqa_mode mode,
             }
         }
     }
+    if (kind == M_ORACLE_L0) {
+        if (!(me->dense_layer = calloc(L, 1)))
+            return -1;
+        /* Follow the profile so that the comparison with FASA differs only in
+         * how the tokens of sparse layers are chosen. */
+        for (size_t l = 0; l < L; l++) {
+            int dense = l == 0;
+            if (profile && fasa_profile_get_dense_layer(profile, l, &dense) != FASA_OK)
+                return -1;
+            me->dense_layer[l] = (unsigned char)(dense != 0);
+        }
+    }
     if (kind == M_QUEST) {
         size_t n = L * me->max_pages * Hkv * hd;
         me->qmin = malloc(n * sizeof(float));
@@ -148,6 +160,7 @@ void method_free(method *me)
     free(me->counts);
     free(me->fscratch);
     free(me->pages);
+    free(me->dense_layer);
     memset(me, 0, sizeof *me);
 }
 
@@ -280,8 +293,9 @@ int method_attend(void *user, int layer, const float *q, const llama_kv *kv, flo
         return check(st, me, "fasa_decode_step");
     }
 
+    case M_ORACLE_L0:
     case M_ORACLE:
-        if (n >= t)
+        if (n >= t || (me->kind == M_ORACLE_L0 && me->dense_layer[layer]))
             return attend_dense(me, layer, &qv, kv, &ov);
         for (size_t h = 0; h < Hq; h++) {
             size_t g = h / G;

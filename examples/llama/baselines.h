@@ -7,6 +7,10 @@
  *  FASA    fasa_decode_step with a profile (PER_HEAD or GROUP_SHARED) and a
  *          label cache per sparse layer; the profile decides dense layers
  *  ORACLE  top-budget tokens of the full logits, per query head, every layer
+ *          (as the official oracle code)
+ *  ORACLE_L0  the same, but dense in the layers FASA keeps dense: the
+ *          profile's dense layers when one is given, else layer 0 (the
+ *          ablation separating "exact top-k" from "sparse layer 0")
  *  STREAM  StreamingLLM: 8 sinks + the last budget-8 tokens, layers >= 1,
  *          positions not re-indexed
  *  QUEST   16-token pages with per-channel key min/max, page score
@@ -21,19 +25,20 @@
 
 #include "model.h"
 
-typedef enum { M_FULL, M_FASA, M_ORACLE, M_STREAM, M_QUEST } method_kind;
+typedef enum { M_FULL, M_FASA, M_ORACLE, M_ORACLE_L0, M_STREAM, M_QUEST } method_kind;
 
 typedef struct method {
     method_kind kind;
     double budget;
     fasa_gqa_mode mode;          /* FASA only                       */
-    const fasa_profile *profile; /* FASA only (not owned)            */
+    const fasa_profile *profile; /* FASA; ORACLE_L0: dense layers (may be NULL); not owned */
     const llama_model *m;
     llama_runtime *rt;
     fasa_label_cache **caches;   /* FASA: per layer, NULL for dense  */
     void **cache_mem;
     float *qmin, *qmax;          /* QUEST: [layers][pages][Hkv][hd]  */
     size_t max_pages;
+    unsigned char *dense_layer;  /* ORACLE_L0: [layers], 1 = dense   */
     /* per-call scratch */
     float *scores;
     uint32_t *indices, *counts;

@@ -204,8 +204,8 @@ int mode_calibrate(const opts *o, const llama_model *m)
 
 /* -------------------------------------------------------------------- ppl */
 
-typedef enum { S_FULL, S_ORACLE, S_FASA, S_FASA_GS, S_FASA_ADJ, S_RANDOM, S_STREAM, S_QUEST,
-               S_SELFCAL, S_SELFCAL_GS } spec_kind;
+typedef enum { S_FULL, S_ORACLE, S_ORACLE_L0, S_FASA, S_FASA_GS, S_FASA_ADJ, S_RANDOM,
+               S_STREAM, S_QUEST, S_SELFCAL, S_SELFCAL_GS } spec_kind;
 
 typedef struct {
     spec_kind kind;
@@ -221,10 +221,10 @@ typedef struct {
 static const struct {
     const char *name;
     spec_kind kind;
-} spec_names[] = {{"full", S_FULL},       {"oracle", S_ORACLE},       {"fasa", S_FASA},
-                  {"fasa-gs", S_FASA_GS}, {"fasa-adj", S_FASA_ADJ},   {"random", S_RANDOM},
-                  {"stream", S_STREAM},   {"quest", S_QUEST},         {"selfcal", S_SELFCAL},
-                  {"selfcal-gs", S_SELFCAL_GS}};
+} spec_names[] = {{"full", S_FULL},         {"oracle", S_ORACLE},       {"oracle-l0", S_ORACLE_L0},
+                  {"fasa", S_FASA},         {"fasa-gs", S_FASA_GS},     {"fasa-adj", S_FASA_ADJ},
+                  {"random", S_RANDOM},     {"stream", S_STREAM},       {"quest", S_QUEST},
+                  {"selfcal", S_SELFCAL},   {"selfcal-gs", S_SELFCAL_GS}};
 
 static int parse_methods(const char *s, spec *out, int cap)
 {
@@ -370,6 +370,10 @@ int mode_ppl(const opts *o, const llama_model *m)
                 rc = load_profile_for(path, (unsigned)s->budget, o, m, &s->profile);
             }
         }
+        /* oracle-l0 takes its dense layers from the FASA profile when there
+         * is one (method_init falls back to layer 0). */
+        if (s->kind == S_ORACLE_L0 && o->profile && !rc)
+            rc = load_profile_for(o->profile, (unsigned)s->budget, o, m, &s->profile);
         if (s->kind == S_RANDOM && !rc) {
             if (!rnd)
                 rnd = random_profile(m, nfc, o->seed);
@@ -441,6 +445,7 @@ int mode_ppl(const opts *o, const llama_model *m)
             switch (s->kind) {
             case S_FULL: mk = M_FULL; break;
             case S_ORACLE: mk = M_ORACLE; break;
+            case S_ORACLE_L0: mk = M_ORACLE_L0; break;
             case S_STREAM: mk = M_STREAM; break;
             case S_QUEST: mk = M_QUEST; break;
             default: mk = M_FASA; break;
