@@ -52,7 +52,7 @@ stamp "calibrated (HALF, ADJACENT)"
 
 METHODS=full
 for b in $BUDGETS; do
-    METHODS="$METHODS,oracle:$b,fasa:$b,fasa-gs:$b,fasa-adj:$b,random:$b,stream:$b,quest:$b,selfcal:$b"
+    METHODS="$METHODS,oracle:$b,oracle-l0:$b,fasa:$b,fasa-gs:$b,fasa-adj:$b,random:$b,stream:$b,quest:$b,selfcal:$b"
 done
 (
     [ -f "$OUT/half_w01.fasa" ] ||
