@@ -17,6 +17,20 @@ typedef size_t (*fasa__topk_scan_fn)(const float *s, size_t n, float tau, uint32
 void fasa__topk_filter(const float *s, size_t n, size_t k, uint32_t *out, void *scratch,
                        float *tau, fasa__topk_scan_fn scan);
 
+/* The two registry entry points of an ISA's top-k: fasa__topk_<isa> (no
+ * hint) and fasa__topk_hint_<isa>, both fasa__topk_filter over `scan`. */
+#define FASA_TOPK_KERNELS(isa, scan)                                                         \
+    void fasa__topk_##isa(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)  \
+    {                                                                                        \
+        float tau = NAN;                                                                     \
+        fasa__topk_filter(s, n, k, out, scratch, &tau, scan);                                \
+    }                                                                                        \
+    void fasa__topk_hint_##isa(const float *s, size_t n, size_t k, uint32_t *out,            \
+                               void *scratch, float *tau)                                    \
+    {                                                                                        \
+        fasa__topk_filter(s, n, k, out, scratch, tau, scan);                                 \
+    }
+
 /* Portable scan (reference for the SIMD scans and the scalar fallback). */
 size_t fasa__topk_scan_scalar(const float *s, size_t n, float tau, uint32_t *cand, size_t cap);
 

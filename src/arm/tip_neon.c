@@ -215,17 +215,7 @@ static size_t scan_neon(const float *s, size_t n, float tau, uint32_t *cand, siz
     return fasa__topk_scan_tail(s, j, n, tau, cand, c, cap);
 }
 
-void fasa__topk_neon(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)
-{
-    float tau = NAN;
-    fasa__topk_filter(s, n, k, out, scratch, &tau, scan_neon);
-}
-
-void fasa__topk_hint_neon(const float *s, size_t n, size_t k, uint32_t *out, void *scratch,
-                          float *tau)
-{
-    fasa__topk_filter(s, n, k, out, scratch, tau, scan_neon);
-}
+FASA_TOPK_KERNELS(neon, scan_neon)
 
 /* ------------------------------------------------- score_dims (strided K) */
 

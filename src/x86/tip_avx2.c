@@ -236,17 +236,7 @@ TARGET static size_t scan_avx2(const float *s, size_t n, float tau, uint32_t *ca
     return fasa__topk_scan_tail(s, j, n, tau, cand, c, cap);
 }
 
-void fasa__topk_avx2(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)
-{
-    float tau = NAN;
-    fasa__topk_filter(s, n, k, out, scratch, &tau, scan_avx2);
-}
-
-void fasa__topk_hint_avx2(const float *s, size_t n, size_t k, uint32_t *out, void *scratch,
-                          float *tau)
-{
-    fasa__topk_filter(s, n, k, out, scratch, tau, scan_avx2);
-}
+FASA_TOPK_KERNELS(avx2, scan_avx2)
 
 /* ------------------------------------------------- score_dims (strided K) */
 

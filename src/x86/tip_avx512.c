@@ -11,6 +11,8 @@
 
 #include <immintrin.h>
 
+#include "store_avx512.h"
+
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
 
@@ -19,24 +21,6 @@ INLINE __m512 load_f32(const float *p) { return _mm512_loadu_ps(p); }
 INLINE __m512 load_f16(const uint16_t *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-}
-
-/* Store the 64 scores of one row (a0..a3), only the first nt (tail tile). */
-INLINE void store_row(float *o, __m512 a0, __m512 a1, __m512 a2, __m512 a3, size_t nt)
-{
-    if (nt == FASA_TILE) {
-        _mm512_storeu_ps(o, a0);
-        _mm512_storeu_ps(o + 16, a1);
-        _mm512_storeu_ps(o + 32, a2);
-        _mm512_storeu_ps(o + 48, a3);
-        return;
-    }
-    __m512 a[4] = {a0, a1, a2, a3};
-    for (size_t v = 0; v < 4 && 16 * v < nt; v++) {
-        size_t left = nt - 16 * v;
-        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        _mm512_mask_storeu_ps(o + 16 * v, m, a[v]);
-    }
 }
 
 /* Accumulators of up to 4 rows x 64 tokens as named variables, so they stay
@@ -50,8 +34,9 @@ INLINE void store_row(float *o, __m512 a0, __m512 a1, __m512 a2, __m512 a3, size
         a##r##2 = _mm512_fmadd_ps(wv, x2, a##r##2);                                          \
         a##r##3 = _mm512_fmadd_ps(wv, x3, a##r##3);                                          \
     } while (0)
-#define ACC_STORE(r) store_row(out + (r0 + r) * out_stride + j0, a##r##0, a##r##1, a##r##2, \
-                               a##r##3, nt)
+#define ACC_STORE(r)                                                                         \
+    fasa__store_row_avx512(out + (r0 + r) * out_stride + j0, a##r##0, a##r##1, a##r##2, a##r##3, \
+                           nt)
 #define W(r, c) _mm512_set1_ps(w[(r0 + (r)) * n_ch + (c)])
 
 /* One tile, RB rows, channel-major f32 / f16: vertical FMAs only, no
@@ -261,17 +246,7 @@ TARGET static size_t scan_avx512(const float *s, size_t n, float tau, uint32_t *
     return fasa__topk_scan_tail(s, j, n, tau, cand, c, cap);
 }
 
-void fasa__topk_avx512(const float *s, size_t n, size_t k, uint32_t *out, void *scratch)
-{
-    float tau = NAN;
-    fasa__topk_filter(s, n, k, out, scratch, &tau, scan_avx512);
-}
-
-void fasa__topk_hint_avx512(const float *s, size_t n, size_t k, uint32_t *out, void *scratch,
-                            float *tau)
-{
-    fasa__topk_filter(s, n, k, out, scratch, tau, scan_avx512);
-}
+FASA_TOPK_KERNELS(avx512, scan_avx512)
 
 /* ------------------------------------------------- score_dims (strided K) */
 

@@ -11,6 +11,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "store_avx512.h"
+
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #define MAX_PAIRS 1024 /* rows x FCs of weights converted per pass */
 
@@ -29,26 +31,9 @@
         DP(r, WP(whi, r));                                                                   \
         DP(r, WP(wlo, r));                                                                   \
     } while (0)
-#define STORE(r) store_row(out + (r0 + rr + (r)) * out_stride + j0, a##r##0, a##r##1, a##r##2, \
+#define STORE(r)                                                                             \
+    fasa__store_row_avx512(out + (r0 + rr + (r)) * out_stride + j0, a##r##0, a##r##1, a##r##2, \
                            a##r##3, nt)
-
-TARGET static inline void store_row(float *o, __m512 a0, __m512 a1, __m512 a2, __m512 a3,
-                                    size_t nt)
-{
-    if (nt == FASA_TILE) {
-        _mm512_storeu_ps(o, a0);
-        _mm512_storeu_ps(o + 16, a1);
-        _mm512_storeu_ps(o + 32, a2);
-        _mm512_storeu_ps(o + 48, a3);
-        return;
-    }
-    __m512 a[4] = {a0, a1, a2, a3};
-    for (size_t v = 0; v < 4 && 16 * v < nt; v++) {
-        size_t left = nt - 16 * v;
-        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        _mm512_mask_storeu_ps(o + 16 * v, m, a[v]);
-    }
-}
 
 #define BODY(RB)                                                                             \
     do {                                                                                     \
