@@ -190,18 +190,8 @@ static fasa_status check_common(fasa_ctx *ctx, const fasa_view *q, const fasa_vi
                                 size_t len_cap, attend_plan *p)
 {
     fasa_status st;
-    if ((st = fasa__check_view(ctx, q, "q")) != FASA_OK ||
-        (st = fasa__check_view(ctx, k, "k")) != FASA_OK ||
-        (st = fasa__check_view(ctx, v, "v")) != FASA_OK ||
-        (st = fasa__check_view(ctx, out, "out")) != FASA_OK ||
-        (st = fasa__check_qkv(ctx, q, k, v)) != FASA_OK)
+    if ((st = fasa__check_attn_views(ctx, q, k, v, out)) != FASA_OK)
         return st;
-    if (out->n_tokens != q->n_tokens || out->n_heads != q->n_heads ||
-        out->head_dim != v->head_dim)
-        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE,
-                          "out: shape [%zu][%zu][%zu] != [n_q %zu][Hq %zu][head_dim_v %zu]",
-                          out->n_tokens, out->n_heads, out->head_dim, q->n_tokens, q->n_heads,
-                          v->head_dim);
     if (!isfinite(scale))
         return fasa__fail(ctx, FASA_ERR_NONFINITE, "scale %g is not finite", (double)scale);
 

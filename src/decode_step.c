@@ -82,11 +82,7 @@ FASA_API fasa_status fasa_decode_step(fasa_ctx *ctx, const fasa_profile *profile
     fasa_status st;
     if (profile == NULL)
         return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "profile is NULL");
-    if ((st = fasa__check_view(ctx, q, "q")) != FASA_OK ||
-        (st = fasa__check_view(ctx, k, "k")) != FASA_OK ||
-        (st = fasa__check_view(ctx, v, "v")) != FASA_OK ||
-        (st = fasa__check_view(ctx, out, "out")) != FASA_OK ||
-        (st = fasa__check_qkv(ctx, q, k, v)) != FASA_OK)
+    if ((st = fasa__check_attn_views(ctx, q, k, v, out)) != FASA_OK)
         return st;
     if (mode != FASA_GQA_PER_HEAD && mode != FASA_GQA_GROUP_SHARED)
         return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT, "mode %d is not a fasa_gqa_mode",
@@ -119,12 +115,6 @@ FASA_API fasa_status fasa_decode_step(fasa_ctx *ctx, const fasa_profile *profile
      * workspace before attend would see these problems. */
     if (!isfinite(scale))
         return fasa__fail(ctx, FASA_ERR_NONFINITE, "scale %g is not finite", (double)scale);
-    if (out->n_tokens != q->n_tokens || out->n_heads != q->n_heads ||
-        out->head_dim != v->head_dim)
-        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE,
-                          "out: shape [%zu][%zu][%zu] != [n_q %zu][Hq %zu][head_dim_v %zu]",
-                          out->n_tokens, out->n_heads, out->head_dim, q->n_tokens, q->n_heads,
-                          v->head_dim);
     const fasa_view *views[4] = {q, k, v, out};
     static const char *const names[4] = {"q", "k", "v", "out"};
     for (int a = 0; a < 4; a++) {

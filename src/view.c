@@ -175,3 +175,22 @@ size_t fasa__budget_count(double budget, size_t t_i)
         n = 1;
     return n < t_i ? n : t_i;
 }
+
+fasa_status fasa__check_attn_views(fasa_ctx *ctx, const fasa_view *q, const fasa_view *k,
+                                   const fasa_view *v, const fasa_view *out)
+{
+    fasa_status st;
+    if ((st = fasa__check_view(ctx, q, "q")) != FASA_OK ||
+        (st = fasa__check_view(ctx, k, "k")) != FASA_OK ||
+        (st = fasa__check_view(ctx, v, "v")) != FASA_OK ||
+        (st = fasa__check_view(ctx, out, "out")) != FASA_OK ||
+        (st = fasa__check_qkv(ctx, q, k, v)) != FASA_OK)
+        return st;
+    if (out->n_tokens != q->n_tokens || out->n_heads != q->n_heads ||
+        out->head_dim != v->head_dim)
+        return fasa__fail(ctx, FASA_ERR_BAD_SHAPE,
+                          "out: shape [%zu][%zu][%zu] != [n_q %zu][Hq %zu][head_dim_v %zu]",
+                          out->n_tokens, out->n_heads, out->head_dim, q->n_tokens, q->n_heads,
+                          v->head_dim);
+    return FASA_OK;
+}

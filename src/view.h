@@ -25,6 +25,12 @@ int fasa__span_overlap(const void *a, size_t a_bytes, const void *b, size_t b_by
 fasa_status fasa__check_qkv(fasa_ctx *ctx, const fasa_view *q, const fasa_view *k,
                             const fasa_view *v);
 
+/* Every view of an attention call (fasa__check_view each, then
+ * fasa__check_qkv, then out [n_q][Hq][head_dim_v]): what fasa_attend,
+ * fasa_attend_dense and fasa_decode_step check first. */
+fasa_status fasa__check_attn_views(fasa_ctx *ctx, const fasa_view *q, const fasa_view *k,
+                                   const fasa_view *v, const fasa_view *out);
+
 /* Resolve a budget for t_i visible tokens (see fasa.h); 0 = invalid budget. */
 size_t fasa__budget_count(double budget, size_t t_i);
 
