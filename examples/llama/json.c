@@ -344,3 +344,21 @@ char *json_read_file(const char *path, size_t *len)
     fclose(f);
     return buf;
 }
+
+int json_load(json_doc *doc, const char *path, char *err, size_t cap)
+{
+    size_t len;
+    char *text = json_read_file(path, &len);
+    if (!text) {
+        snprintf(err, cap, "%s: cannot read", path);
+        return JSON_LOAD_NOFILE;
+    }
+    char jerr[200];
+    int rc = json_parse(doc, text, len, jerr, sizeof jerr);
+    free(text);
+    if (rc) {
+        snprintf(err, cap, "%s: %s", path, jerr);
+        return -1;
+    }
+    return 0;
+}

@@ -53,4 +53,10 @@ int json_get_num(const json_doc *doc, const json_node *obj, const char *key, dou
 /* Read a whole file into malloc'd memory (NUL-terminated); NULL on error. */
 char *json_read_file(const char *path, size_t *len);
 
+/* Read and parse the file at path into *doc (free with json_free).
+ * Returns 0, JSON_LOAD_NOFILE when the file cannot be read, or -1 when it
+ * does not parse; err gets "path: reason" on both failures. */
+#define JSON_LOAD_NOFILE 1
+int json_load(json_doc *doc, const char *path, char *err, size_t cap);
+
 #endif

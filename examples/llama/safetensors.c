@@ -33,20 +33,9 @@ static int read_config(llama_config *c, int *tied, const char *dir, char *err, s
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    size_t len;
-    char *text = json_read_file(path, &len);
-    if (!text) {
-        snprintf(err, cap, "%s: cannot read", path);
-        return -1;
-    }
     json_doc d;
-    char jerr[200];
-    int rc = json_parse(&d, text, len, jerr, sizeof jerr);
-    free(text);
-    if (rc) {
-        snprintf(err, cap, "%s: %s", path, jerr);
+    if (json_load(&d, path, err, cap))
         return -1;
-    }
     const json_node *r = json_root(&d);
     long long v;
     double x;
@@ -275,17 +264,14 @@ int llama_load_safetensors(llama_model *m, const char *dir, char *err, size_t ca
     }
     char path[1100];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    size_t len;
-    char *text = json_read_file(path, &len);
-    if (text) {
-        char jerr[200];
-        if (json_parse(&fs->index, text, len, jerr, sizeof jerr)) {
-            snprintf(err, cap, "%s: %s", path, jerr);
-            free(text);
-            free(fs);
-            return -1;
-        }
-        free(text);
+    int irc = json_load(&fs->index, path, err, cap);
+    if (irc < 0) {
+        free(fs);
+        return -1;
+    }
+    if (irc == JSON_LOAD_NOFILE && cap > 0)
+        err[0] = 0; /* no index: one model.safetensors, not an error */
+    if (irc == 0) {
         fs->have_index = 1;
         const json_node *wm = json_get(&fs->index, json_root(&fs->index), "weight_map");
         if (!wm || wm->type != JSON_OBJECT) {

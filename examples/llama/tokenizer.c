@@ -77,20 +77,9 @@ static int set_piece(llama_tokenizer *t, long long id, const char *s, size_t n, 
 int tokenizer_load(llama_tokenizer *t, const char *path, int vocab, char *err, size_t cap)
 {
     memset(t, 0, sizeof *t);
-    size_t len;
-    char *text = json_read_file(path, &len);
-    if (!text) {
-        snprintf(err, cap, "%s: cannot read", path);
-        return -1;
-    }
     json_doc d;
-    char jerr[200];
-    int rc = json_parse(&d, text, len, jerr, sizeof jerr);
-    free(text);
-    if (rc) {
-        snprintf(err, cap, "%s: %s", path, jerr);
+    if (json_load(&d, path, err, cap))
         return -1;
-    }
     const json_node *model = json_get(&d, json_root(&d), "model");
     const json_node *vmap = json_get(&d, model, "vocab");
     if (!vmap || vmap->type != JSON_OBJECT) {
@@ -103,7 +92,7 @@ int tokenizer_load(llama_tokenizer *t, const char *path, int vocab, char *err, s
     t->len = calloc((size_t)vocab, sizeof(size_t));
     int unmap[512];
     build_unmap(unmap);
-    rc = (t->piece && t->len) ? 0 : -1;
+    int rc = (t->piece && t->len) ? 0 : -1;
     for (const json_node *e = json_first(&d, vmap); e && !rc; e = json_next(&d, e)) {
         if (e->type != JSON_NUMBER) {
             rc = -2;
