@@ -565,6 +565,46 @@ static void bench_topk(const float *sc, size_t n, size_t k, double *us_hint, dou
     free(pairs);
 }
 
+/* The attention kernel with its data in L1 (64 tokens, 4 query rows of a
+ * GQA group, head_dim 128, contiguous rows), best of 2000 calls: ns per
+ * token and KV head. Against the FMA bound (64 FMA instructions of 16
+ * lanes per token at the measured peak) it says how much of the kernel is
+ * FMAs; from DRAM the dense step cannot beat this rate. */
+static double bench_attn_l1(int dt)
+{
+    enum { N = 64, D = 128, R = 4 };
+    const size_t es = fasa__dtype_size(dt);
+    char *k = xalloc(N * D * es), *v = xalloc(N * D * es);
+    for (size_t i = 0; i < N * D; i++) {
+        fasa__store(k, dt, i, (float)(rng_u64() % 2000) / 1000.0f - 1.0f);
+        fasa__store(v, dt, i, (float)(rng_u64() % 2000) / 1000.0f - 1.0f);
+    }
+    float q[R * D], m[R], l[R], acc[R * D];
+    for (size_t i = 0; i < R * D; i++)
+        q[i] = (float)(rng_u64() % 2000) / 20000.0f - 0.05f;
+    const fasa__kernels *kern = fasa__kernels_get(FASA_CPU_AUTO);
+    double best = 1e30;
+    for (int r = 0; r < 2000; r++) {
+        for (int i = 0; i < R; i++)
+            m[i] = -INFINITY, l[i] = 0.0f;
+        memset(acc, 0, sizeof acc);
+        fasa__attn_job job;
+        memset(&job, 0, sizeof job);
+        job.q = q, job.n_rows = R, job.q_stride = D;
+        job.k = k, job.k_stride = D, job.k_dtype = dt;
+        job.v = v, job.v_stride = D, job.v_dtype = dt;
+        job.head_dim = job.head_dim_v = D, job.n = N;
+        job.m = m, job.l = l, job.acc = acc, job.acc_stride = D;
+        double t0 = now_s();
+        kern->attn(&job);
+        double t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    free(k);
+    free(v);
+    return 1e9 * best / N;
+}
+
 /* Label append: ns per token (one call per token, as a runtime does).
  * hot: the K rows come from a ring of 16 tokens that stays in cache, as
  * the row a runtime has just computed and stored does; otherwise token j
@@ -640,6 +680,20 @@ int main(void)
            "%.1f GB/s of f32 K/V\n",
            peak, HQ / HKV, 4 * HQ / HKV, peak / (4.0 * HQ / HKV) * 4.0,
            peak / (4.0 * HQ / HKV) * 8.0);
+
+    if (peak > 0.0) {
+        /* 64 FMA instructions of 16 lanes per token and KV head (G = 4) */
+        const double bound_ns = 64.0 * 32.0 / peak, ghz = peak / 32.0;
+        printf("attention kernel in L1 (G = 4, head_dim 128), ns per token and KV head: ");
+        static const int l1_dts[3] = {FASA_DTYPE_F16, FASA_DTYPE_BF16, FASA_DTYPE_F32};
+        static const char *const nm[3] = {"f16", "bf16", "f32"};
+        for (int i = 0; i < 3; i++) {
+            double ns = bench_attn_l1(l1_dts[i]);
+            printf("%s %.1f (%.0f cycles at %.2f GHz)%s", nm[i], ns, ns * ghz, ghz,
+                   i < 2 ? ", " : "");
+        }
+        printf("; FMA bound %.1f ns (64 cycles)\n", bound_ns);
+    }
 
     /* read bandwidth, same run */
     size_t bw_n = env_size("BENCH_BW_MB", 1024) * (1u << 20) / sizeof(float);
