@@ -78,12 +78,19 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
         for (int g = 0; g < CG; g++)
             a[r * CG + g] = FA_MUL(FA_LOADU(acc + r * accs + c0 + (size_t)g * FA_W), al);
     }
+    /* V rows of the next block, one per token of this one; those beyond a
+     * short (tail) block first */
+#define FA_PFV(j)                                                                \
+    do {                                                                         \
+        for (size_t o = 0; o < vrow; o += 64)                                    \
+            __builtin_prefetch(pfv[j] + o, 0, 2);                                \
+        __builtin_prefetch(pfv[j] + vrow - 1, 0, 2);                             \
+    } while (0)
+    for (size_t j = nb; j < npf; j++)
+        FA_PFV(j);
     for (size_t j = 0; j < nb; j++) {
-        if (j < npf) {
-            for (size_t o = 0; o < vrow; o += 64)
-                __builtin_prefetch(pfv[j] + o, 0, 2);
-            __builtin_prefetch(pfv[j] + vrow - 1, 0, 2);
-        }
+        if (j < npf)
+            FA_PFV(j);
         FA_VEC pb[4];
 #pragma GCC unroll 4
         for (int r = 0; r < RB; r++)
@@ -274,3 +281,4 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
 
 #undef FA_INL
 #undef FA_PF
+#undef FA_PFV
