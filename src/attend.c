@@ -375,11 +375,31 @@ static void attend_chunk(const attend_plan *p, const fasa__kernels *kern, const 
 
 /* Dense single-query item: chunk c of KV heads [g0, g1), all from the empty
  * state into their partials. The heads advance together in sub-blocks of
- * FASA_DENSE_SUB tokens, so the item streams whole token rows of the
- * head-interleaved cache instead of one head's 2-KiB-strided rows at a
- * time. Kernel blocks start at multiples of 16 tokens either way, so the
+ * tokens, one job per (sub-block, head), and each job prefetches part of
+ * what a later job reads. Two layouts get two orders:
+ *  - rows_packed (the llama.cpp layout, every head of a token in one
+ *    contiguous row, the item covers all heads, head rows of at most 256
+ *    bytes): sub-blocks of 16 tokens; the m jobs of a sub-block prefetch
+ *    the next sub-block's token rows as m consecutive shares, so together
+ *    they prefetch it front to back, in address order. The other order
+ *    below streamed 7-9% less there (docs/performance.md);
+ *  - otherwise: sub-blocks of FASA_DENSE_SUB tokens, and each job
+ *    prefetches the first rows of the job that runs next.
+ * Kernel blocks start at multiples of 16 tokens either way, so the
  * arithmetic is exactly attend_chunk's. */
 #define FASA_DENSE_SUB 128
+#define FASA_DENSE_SUB_PACKED 16
+
+/* Whether heads [g0, g1) of a view are all its heads, packed into
+ * contiguous token rows, with head rows of at most 256 bytes (f16/bf16 at
+ * head_dim 128; f32 rows of 512 bytes measured 8% slower on one thread in
+ * the packed order, so they keep the other). */
+static int rows_packed(const fasa_view *x, size_t dim, size_t g0, size_t g1)
+{
+    return g0 == 0 && g1 == x->n_heads && (x->n_heads == 1 || x->head_stride == dim) &&
+           x->token_stride == x->n_heads * dim && dim * fasa__dtype_size(x->dtype) <= 256;
+}
+
 static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
                                const fasa_view *k, const fasa_view *v, const float *qall,
                                size_t c, size_t g0, size_t g1, float *pm, float *pl, float *pacc)
@@ -387,11 +407,21 @@ static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
     const size_t H = p->n_q_heads, G = p->group, d = p->head_dim, dv = p->head_dim_v;
     const size_t lo = c * FASA_KV_CHUNK, len = plan_t_i(p, 0);
     const size_t hi = len - lo < FASA_KV_CHUNK ? len : lo + FASA_KV_CHUNK;
+    const size_t m = g1 - g0;
+    /* bytes of the next sub-block each job prefetches, as 16 spans */
+    size_t kspan = 0, vspan = 0;
+    if (rows_packed(k, d, g0, g1) && rows_packed(v, dv, g0, g1)) {
+        kspan = FASA_DENSE_SUB_PACKED * k->token_stride * fasa__dtype_size(k->dtype) / m / 16;
+        vspan = FASA_DENSE_SUB_PACKED * v->token_stride * fasa__dtype_size(v->dtype) / m / 16;
+        if (kspan < 64 || vspan < 64) /* rows too small to be worth it */
+            kspan = vspan = 0;
+    }
+    const size_t sub = kspan ? FASA_DENSE_SUB_PACKED : FASA_DENSE_SUB;
     for (size_t g = g0; g < g1; g++) {
         size_t row = c * H + g * G;
         state_clear(pm + row, pl + row, pacc + row * dv, G, dv);
     }
-    for (size_t i0 = lo; i0 < hi; i0 += FASA_DENSE_SUB)
+    for (size_t i0 = lo; i0 < hi; i0 += sub)
         for (size_t g = g0; g < g1; g++) {
             attend_set st;
             attend_set_of(p, 0, g, &st);
@@ -399,14 +429,25 @@ static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
             fasa__attn_job job;
             attend_job(p, k, v, qall + st.h0 * d, &st, pm + row, pl + row, pacc + row * dv, &job);
             job.first = i0;
-            job.n = hi - i0 < FASA_DENSE_SUB ? hi - i0 : FASA_DENSE_SUB;
-            /* the next job's first rows: next head, or first head of the
-             * next sub-block */
-            size_t ng = g + 1 < g1 ? g + 1 : g0, ni = g + 1 < g1 ? i0 : i0 + FASA_DENSE_SUB;
-            if (ni < hi) {
-                job.pf_k = fasa__row(k, ni, ng);
-                job.pf_v = fasa__row(v, ni, ng);
-                job.pf_n = hi - ni < 16 ? hi - ni : 16;
+            job.n = hi - i0 < sub ? hi - i0 : sub;
+            if (kspan) {
+                /* share g - g0 of the next sub-block, when it is whole */
+                if (i0 + 2 * sub <= hi) {
+                    job.pf_k = (const char *)fasa__row(k, i0 + sub, 0) + (g - g0) * 16 * kspan;
+                    job.pf_v = (const char *)fasa__row(v, i0 + sub, 0) + (g - g0) * 16 * vspan;
+                    job.pf_n = 16;
+                    job.pf_kst = job.pf_kspan = kspan;
+                    job.pf_vst = job.pf_vspan = vspan;
+                }
+            } else {
+                /* the next job's first rows: next head, or first head of
+                 * the next sub-block */
+                size_t ng = g + 1 < g1 ? g + 1 : g0, ni = g + 1 < g1 ? i0 : i0 + sub;
+                if (ni < hi) {
+                    job.pf_k = fasa__row(k, ni, ng);
+                    job.pf_v = fasa__row(v, ni, ng);
+                    job.pf_n = hi - ni < 16 ? hi - ni : 16;
+                }
             }
             kern->attn(&job);
         }

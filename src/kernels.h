@@ -44,12 +44,18 @@ typedef struct fasa__attn_job {
     float *l;            /* [n_rows] running sum   */
     float *acc;          /* [n_rows][acc_stride]   */
     size_t acc_stride;
-    /* Optional: the first pf_n (<= 16) rows of the job that runs next, same
-     * strides and dtypes, prefetched during this job's last block so that
-     * job does not start on cold rows. 0 = none. */
+    /* Optional prefetch hint, so that the work that runs next does not start
+     * on cold memory: during its last block the job prefetches pf_n (<= 16)
+     * spans, span j at pf_k + j * pf_kst (pf_kspan bytes) and at
+     * pf_v + j * pf_vst (pf_vspan bytes), spread over the block. A stride
+     * or span of 0 means the job's own (token stride, row size): then the
+     * spans are the first pf_n rows of a job with the same strides. pf_n = 0:
+     * none. Results never depend on the hint. */
     const void *pf_k;
     const void *pf_v;
     size_t pf_n;
+    size_t pf_kst, pf_vst;     /* bytes */
+    size_t pf_kspan, pf_vspan; /* bytes */
 } fasa__attn_job;
 typedef void (*fasa__attn_fn)(const fasa__attn_job *job);
 

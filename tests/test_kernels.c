@@ -468,10 +468,18 @@ static void test_attn(const entry *e, const entry *ref)
                                               NULL, NULL, 0};
                         if (!use_idx && n + 2 > t)
                             job.n = t - 2;
-                        if (x) { /* the next-job prefetch hint must not change results */
+                        if (x) { /* the prefetch hint must not change results */
                             job.pf_k = k;
                             job.pf_v = v;
                             job.pf_n = t < 16 ? t : 16;
+                            /* span form (dense decode over packed rows):
+                             * the whole buffer as 16 spans */
+                            const size_t span = t * d * fasa__dtype_size(dts[kd]) / 16;
+                            if (use_idx && span > 0) {
+                                job.pf_n = 16;
+                                job.pf_kst = job.pf_kspan = span;
+                                job.pf_vst = job.pf_vspan = span;
+                            }
                         }
                         ((fasa__attn_fn)(x ? e->fn : ref->fn))(&job);
                     }

@@ -68,7 +68,7 @@ FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const
 /* acc[r][c0 .. c0 + CG*W) = acc * alpha[r] + sum_{j < nb} p[r][j] * v_j. */
 FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const float *alpha,
                          float *acc, size_t accs, size_t c0, const int RB, const int CG,
-                         const int vdt, const char *const *pfv, size_t npf, size_t vrow)
+                         const int vdt, const char *const *pfv, size_t npf, size_t pfbytes)
 {
     FA_VEC a[16];
 #pragma GCC unroll 4
@@ -82,9 +82,9 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
      * short (tail) block first */
 #define FA_PFV(j)                                                                \
     do {                                                                         \
-        for (size_t o = 0; o < vrow; o += 64)                                    \
+        for (size_t o = 0; o < pfbytes; o += 64)                                 \
             __builtin_prefetch(pfv[j] + o, 0, 2);                                \
-        __builtin_prefetch(pfv[j] + vrow - 1, 0, 2);                             \
+        __builtin_prefetch(pfv[j] + pfbytes - 1, 0, 2);                          \
     } while (0)
     for (size_t j = nb; j < npf; j++)
         FA_PFV(j);
@@ -113,13 +113,13 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
 /* All full W-chunks of the value dims for rb (1..4) rows. */
 FA_INL void FA_FN(vrows)(const char *const *vp, size_t nb, const float *p, const float *alpha,
                          float *acc, size_t accs, size_t dvfull, const int RB, const int CG,
-                         const int vdt, const char *const *pfv, size_t npf, size_t vrow)
+                         const int vdt, const char *const *pfv, size_t npf, size_t pfbytes)
 {
     size_t c0 = 0;
     for (; c0 + (size_t)CG * FA_W <= dvfull; c0 += (size_t)CG * FA_W, npf = 0)
-        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, CG, vdt, pfv, npf, vrow);
+        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, CG, vdt, pfv, npf, pfbytes);
     for (; c0 < dvfull; c0 += FA_W, npf = 0)
-        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, 1, vdt, pfv, npf, vrow);
+        FA_FN(vtile)(vp, nb, p, alpha, acc, accs, c0, RB, 1, vdt, pfv, npf, pfbytes);
 }
 
 FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
@@ -155,7 +155,7 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
          * spread over the block instead of in one burst that would
          * overflow the miss queues (measured ~8% faster from DRAM). */
         const char *nkp[FA_B], *nvp[FA_B];
-        size_t nn = 0;
+        size_t nn = 0, pkrow = krow, pvrow = vrow; /* span bytes of nkp / nvp */
         if (i0 + FA_B < n) {
             nn = n - i0 - FA_B < FA_B ? n - i0 - FA_B : FA_B;
             for (size_t j = 0; j < nn; j++) {
@@ -166,17 +166,20 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             }
         } else if (job->pf_n > 0) {
             nn = job->pf_n < FA_B ? job->pf_n : FA_B;
+            const size_t pks = job->pf_kst ? job->pf_kst : kst, pvs = job->pf_vst ? job->pf_vst : vst;
+            pkrow = job->pf_kspan ? job->pf_kspan : krow;
+            pvrow = job->pf_vspan ? job->pf_vspan : vrow;
             for (size_t j = 0; j < nn; j++) {
-                nkp[j] = (const char *)job->pf_k + j * kst;
-                nvp[j] = (const char *)job->pf_v + j * vst;
+                nkp[j] = (const char *)job->pf_k + j * pks;
+                nvp[j] = (const char *)job->pf_v + j * pvs;
             }
         }
 #define FA_PF(j0, cnt)                                                           \
     if (rr == 0)                                                                 \
         for (size_t j = (size_t)(j0); j < (size_t)(j0) + (cnt) && j < nn; j++) { \
-            for (size_t o = 0; o < krow; o += 64)                                \
+            for (size_t o = 0; o < pkrow; o += 64)                               \
                 __builtin_prefetch(nkp[j] + o, 0, 2);                            \
-            __builtin_prefetch(nkp[j] + krow - 1, 0, 2);                         \
+            __builtin_prefetch(nkp[j] + pkrow - 1, 0, 2);                        \
         }
 
         /* 1. logits s[r][j], rows in passes of up to 4 (the K block stays
@@ -260,10 +263,10 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
             const float *pr = s + rr * FA_B;
             float *ar = acc + rr * accs;
             switch (rb) {
-            case 1: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 1, FA_VCG1, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
-            case 2: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 2, FA_VCG2, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
-            case 3: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 3, FA_VCG3, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
-            default: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 4, FA_VCG4, vdt, nvp, rr == 0 ? nn : 0, vrow); break;
+            case 1: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 1, FA_VCG1, vdt, nvp, rr == 0 ? nn : 0, pvrow); break;
+            case 2: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 2, FA_VCG2, vdt, nvp, rr == 0 ? nn : 0, pvrow); break;
+            case 3: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 3, FA_VCG3, vdt, nvp, rr == 0 ? nn : 0, pvrow); break;
+            default: FA_FN(vrows)(vp, nb, pr, alpha + rr, ar, accs, dvfull, 4, FA_VCG4, vdt, nvp, rr == 0 ? nn : 0, pvrow); break;
             }
             for (size_t r = 0; r < rb; r++) {
                 float *arow = ar + r * accs;
