@@ -2,7 +2,10 @@
  * bench.c - `make bench`: time one decode step of one attention layer shaped
  * like Llama-3-8B (32 query heads, 8 KV heads, head_dim 128) with the KV
  * cache in the llama.cpp layout ([t][Hkv][d], heads interleaved), and the
- * machine's read bandwidth measured in the same run.
+ * machine's read bandwidth measured in the same run: once at the start and
+ * again just before each (t, dtype, threads) group, whose rows are
+ * compared with that second figure (the 2-vCPU VM's two-thread bandwidth
+ * was seen to switch between about 35 and about 60 GB/s within one run).
  *
  * Paths per (t, KV dtype, threads): fasa_attend_dense; a naive scalar loop;
  * FASA per query head and FASA group-shared at each budget, split into TIP
@@ -706,7 +709,6 @@ int main(void)
         printf("read bandwidth, %zu thread(s): %.1f GB/s (median of 7 passes over %zu MiB)\n",
                threads[i], bw[i], bw_n * sizeof(float) >> 20);
     }
-    free(bwbuf);
 
     char path[1024];
     snprintf(path, sizeof path, "%s/topk.csv", outdir);
@@ -744,6 +746,8 @@ int main(void)
 
             for (size_t th = 0; th < n_th; th++) {
                 const int nt = (int)threads[th];
+                bw[th] = read_bandwidth(bwbuf, bw_n, nt, 7);
+                printf("  read bandwidth now, %d thread(s): %.1f GB/s\n", nt, bw[th]);
                 fasa_ctx_options o;
                 fasa_ctx_options_default(&o);
                 o.n_threads = nt;
@@ -916,6 +920,7 @@ int main(void)
             free(scores);
             setup_free(&s);
         }
+    free(bwbuf);
     if (ftk)
         fclose(ftk);
 

@@ -28,20 +28,20 @@ def fmt_t(t):
 def write_md(rows, topk, path):
     out = ["# libfasa bench results", "",
            "Time per decode step of one Llama-3-8B-shaped layer (32 q heads, 8 KV heads, d 128), "
-           "median; bytes = what the path must read; of_bw = achieved / read bandwidth measured "
-           "in the same run with the same thread count.", "",
-           "| t | KV | thr | path | budget | TIP ms | top-k ms | FAC ms | total ms | best ms | MB read | GB/s | of bw | vs dense |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "median; bytes = what the path must read; bw = read bandwidth measured just before "
+           "the rows of this t, dtype and thread count; of bw = achieved / bw.", "",
+           "| t | KV | thr | path | budget | TIP ms | top-k ms | FAC ms | total ms | best ms | MB read | GB/s | bw GB/s | of bw | vs dense |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b = r["budget"] if r["budget"] != "0" else "-"
         tip = "%.3f" % float(r["tip_ms"]) if b != "-" else "-"
         tk = r["topk_ms"]
         tk = "%.3f" % float(tk) if b != "-" and tk not in ("nan", "-nan") else "-"
         best = "%.3f" % float(r["best_ms"]) if "best_ms" in r else "-"
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %.1f | %.2f | %.0f%% | %.2fx |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %.3f | %.3f | %s | %.1f | %.2f | %.1f | %.0f%% | %.2fx |" % (
             fmt_t(int(r["t"])), r["kv_dtype"], r["threads"], r["path"], b, tip, tk,
             float(r["fac_ms"]), float(r["total_ms"]), best, float(r["bytes"]) / 1e6, float(r["gbps"]),
-            100 * float(r["frac_of_bw"]), float(r["speedup_vs_dense"])))
+            float(r["read_bw_gbps"]), 100 * float(r["frac_of_bw"]), float(r["speedup_vs_dense"])))
     if topk:
         out += ["", "Top-k alone (one set, one thread, microseconds) and label-cache append:", "",
                 "| t | k | KV/label dtype | filter + tau hint | filter, no hint | qsort (score,idx) | append ns/token, per-head cache | append ns/token, group cache | same, K row not in cache (per-head / group) |",
