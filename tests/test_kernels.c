@@ -465,7 +465,7 @@ static void test_attn(const entry *e, const entry *ref)
                         memset(acc, 0, rows * d * 4);
                         fasa__attn_job job = {q, rows, d, k, d, dts[kd], v, d, dts[kd], d, d,
                                               use_idx ? idx : NULL, 2, n, m, l, acc, d,
-                                              NULL, NULL, 0};
+                                              NULL, NULL, 0, 0, 0, 0, 0};
                         if (!use_idx && n + 2 > t)
                             job.n = t - 2;
                         if (x) { /* the prefetch hint must not change results */
