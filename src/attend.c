@@ -389,15 +389,18 @@ static void attend_chunk(const attend_plan *p, const fasa__kernels *kern, const 
  * arithmetic is exactly attend_chunk's. */
 #define FASA_DENSE_SUB 128
 #define FASA_DENSE_SUB_PACKED 16
+_Static_assert(FASA_DENSE_SUB_PACKED == 16, "a job's prefetch run is 16 head rows (pf_n <= 16)");
 
 /* Whether heads [g0, g1) of a view are all its heads, packed into
- * contiguous token rows, with head rows of at most 256 bytes (f16/bf16 at
+ * contiguous token rows, with head rows of 64 to 256 bytes (f16/bf16 at
  * head_dim 128; f32 rows of 512 bytes measured 8% slower on one thread in
- * the packed order, so they keep the other). */
+ * the packed order, so they keep the other; below 64 bytes a row is less
+ * than one cache line to prefetch). */
 static int rows_packed(const fasa_view *x, size_t dim, size_t g0, size_t g1)
 {
+    const size_t row_bytes = dim * fasa__dtype_size(x->dtype);
     return g0 == 0 && g1 == x->n_heads && (x->n_heads == 1 || x->head_stride == dim) &&
-           x->token_stride == x->n_heads * dim && dim * fasa__dtype_size(x->dtype) <= 256;
+           x->token_stride == x->n_heads * dim && row_bytes >= 64 && row_bytes <= 256;
 }
 
 static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
@@ -407,16 +410,13 @@ static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
     const size_t H = p->n_q_heads, G = p->group, d = p->head_dim, dv = p->head_dim_v;
     const size_t lo = c * FASA_KV_CHUNK, len = plan_t_i(p, 0);
     const size_t hi = len - lo < FASA_KV_CHUNK ? len : lo + FASA_KV_CHUNK;
-    const size_t m = g1 - g0;
-    /* bytes of the next sub-block each job prefetches, as 16 spans */
-    size_t kspan = 0, vspan = 0;
-    if (rows_packed(k, d, g0, g1) && rows_packed(v, dv, g0, g1)) {
-        kspan = FASA_DENSE_SUB_PACKED * k->token_stride * fasa__dtype_size(k->dtype) / m / 16;
-        vspan = FASA_DENSE_SUB_PACKED * v->token_stride * fasa__dtype_size(v->dtype) / m / 16;
-        if (kspan < 64 || vspan < 64) /* rows too small to be worth it */
-            kspan = vspan = 0;
-    }
-    const size_t sub = kspan ? FASA_DENSE_SUB_PACKED : FASA_DENSE_SUB;
+    /* Packed: the next 16-token sub-block is 16 * m head rows in a row;
+     * the job of head g prefetches its g-th run of 16 of them (span =
+     * one head row, 0 = the other order). */
+    const int packed = rows_packed(k, d, g0, g1) && rows_packed(v, dv, g0, g1);
+    const size_t kspan = packed ? d * fasa__dtype_size(k->dtype) : 0;
+    const size_t vspan = packed ? dv * fasa__dtype_size(v->dtype) : 0;
+    const size_t sub = packed ? FASA_DENSE_SUB_PACKED : FASA_DENSE_SUB;
     for (size_t g = g0; g < g1; g++) {
         size_t row = c * H + g * G;
         state_clear(pm + row, pl + row, pacc + row * dv, G, dv);
@@ -430,8 +430,8 @@ static void attend_dense_chunk(const attend_plan *p, const fasa__kernels *kern,
             attend_job(p, k, v, qall + st.h0 * d, &st, pm + row, pl + row, pacc + row * dv, &job);
             job.first = i0;
             job.n = hi - i0 < sub ? hi - i0 : sub;
-            if (kspan) {
-                /* share g - g0 of the next sub-block, when it is whole */
+            if (packed) {
+                /* run g - g0 of the next sub-block, when it is whole */
                 if (i0 + 2 * sub <= hi) {
                     job.pf_k = (const char *)fasa__row(k, i0 + sub, 0) + (g - g0) * 16 * kspan;
                     job.pf_v = (const char *)fasa__row(v, i0 + sub, 0) + (g - g0) * 16 * vspan;
