@@ -461,6 +461,185 @@ FASA_API fasa_status fasa_label_cache_tokens(const fasa_label_cache *cache, size
 FASA_API fasa_status fasa_label_cache_reset(fasa_label_cache *cache);
 
 /* ------------------------------------------------------------------------ */
+/* Attention as a runtime calls it: describe, plan, execute                  */
+/* ------------------------------------------------------------------------ */
+
+/* The KV views k and v of an attention call are the runtime's cache: k has
+ * t = k->n_tokens CELLS (llama.cpp's n_kv), v the same cells. Which cells
+ * each query may see is its visibility:
+ *  CAUSAL: query i of n_q sees cells [0, t - n_q + i + 1): the n_q queries
+ *          are the last n_q cells of one sequence (bottom-right alignment).
+ *          The default when no fasa_visibility is given.
+ *  RANGES: query i sees the union of its [begin, end) cell ranges, pairs
+ *          ranges[2p], ranges[2p+1] for p in range_first[i] ..
+ *          range_first[i+1]-1: ascending, disjoint, non-empty, end <= t.
+ *          A query may see nothing (no ranges): its output row is zero and
+ *          its lse -INFINITY.
+ *  MASK:   query i sees the cells j whose mask value
+ *          mask[i * mask_stride + j] (f32 or f16, mask_cells >= t entries
+ *          per row) is not -INFINITY; finite values are added to the
+ *          logits (llama.cpp's KQ_mask, one row per query). NaN counts as
+ *          visible and propagates.
+ * Queries of one call may belong to different sequences that share the KV
+ * buffer: one call decodes a whole batch (RANGES or MASK), and a label
+ * cache is shared the same way (it is indexed by cell). */
+typedef enum fasa_visibility_kind {
+    FASA_VISIBLE_CAUSAL = 0,
+    FASA_VISIBLE_RANGES = 1,
+    FASA_VISIBLE_MASK = 2
+} fasa_visibility_kind;
+
+typedef struct fasa_visibility {
+    size_t struct_size;          /* = sizeof(fasa_visibility)                 */
+    int32_t kind;                /* fasa_visibility_kind                      */
+    int32_t mask_dtype;          /* MASK: FASA_DTYPE_F32 or FASA_DTYPE_F16    */
+    const uint32_t *ranges;      /* RANGES: [begin, end) cell pairs           */
+    const uint32_t *range_first; /* RANGES: [n_q + 1] pair offsets per query  */
+    const void *mask;            /* MASK: n_q rows                            */
+    size_t mask_stride;          /* MASK: elements between query rows         */
+    size_t mask_cells;           /* MASK: entries per row, >= t               */
+} fasa_visibility;
+
+/* What a runtime's attention does to the logits, in ggml's order:
+ *   x_j = scale * q.k_j;  if softcap > 0: x_j = softcap * tanh(x_j / softcap);
+ *   x_j += slope_h * b_j  where b_j is the mask value (MASK), or, with
+ *   ALiBi slopes and CAUSAL visibility, b_j = j - p_i (p_i = t - n_q + i,
+ *   the query's cell); without slopes slope_h = 1 and b_j = mask value or 0;
+ *   softmax over the visible cells, joined by the head's sink logit when
+ *   sinks are given (a sink adds exp(sink_h) to the denominator and nothing
+ *   to the output; lse then includes it).
+ * window (CAUSAL only; RANGES and MASK express windows themselves): query
+ * i sees only cells j with p_i - j < window; 0 = no window. */
+typedef struct fasa_attn_params {
+    size_t struct_size;        /* = sizeof(fasa_attn_params)               */
+    float scale;               /* 0 = 1/sqrt(head_dim); else finite        */
+    float softcap;             /* 0 = off; else finite and > 0             */
+    const float *sinks;        /* [Hq] finite sink logits, or NULL         */
+    const float *alibi_slopes; /* [Hq] finite slopes, or NULL              */
+    uint32_t window;           /* CAUSAL: sliding window in cells, 0 = off */
+    uint32_t reserved;         /* 0                                        */
+} fasa_attn_params;
+
+/* What one attention call computes (fasa_attention_desc.op):
+ *  DENSE:   softmax attention over every visible cell.
+ *  SPARSE:  attention over given token sets (indices/counts, the layout
+ *           of fasa_predict below; every index visible to its query).
+ *  PREDICT: TIP only: score the visible cells with the profile's dominant
+ *           FCs (from the label cache if given, else from k) and write the
+ *           top-budget token sets to indices/counts (and scores).
+ *  FASA:    PREDICT then SPARSE, for one layer: dense when the layer is
+ *           dense in the profile, and for every query whose visible count
+ *           is within its budget (exactly DENSE's result for that query). */
+typedef enum fasa_op {
+    FASA_OP_DENSE = 0,
+    FASA_OP_SPARSE = 1,
+    FASA_OP_PREDICT = 2,
+    FASA_OP_FASA = 3
+} fasa_op;
+
+/* One attention call. Pointers are borrowed for the call (fasa_attention)
+ * or for the life of a plan made from it (fasa_plan_init). In a plan, the
+ * data pointers (view data, lse, mask, ranges, indices, counts, scores,
+ * budgets, label_cache) may be NULL and given at execution instead
+ * (fasa_attention_data); the shapes may not change. */
+typedef struct fasa_attention_desc {
+    size_t struct_size;        /* = sizeof(fasa_attention_desc)                   */
+    int32_t op;                /* fasa_op                                         */
+    int32_t mode;              /* fasa_gqa_mode (SPARSE, PREDICT, FASA)           */
+    const fasa_view *q;        /* [n_q][Hq][d]                                    */
+    const fasa_view *k;        /* [t][Hkv][d] cells                               */
+    const fasa_view *v;        /* [t][Hkv][dv] (not PREDICT)                      */
+    const fasa_view *out;      /* [n_q][Hq][dv] written (not PREDICT)             */
+    float *lse;                /* [n_q][Hq] written, optional (not PREDICT)       */
+    const fasa_visibility *visibility; /* NULL = CAUSAL                          */
+    const fasa_attn_params *params;    /* NULL = defaults (scale 1/sqrt(d))      */
+    const fasa_profile *profile;       /* PREDICT, FASA                          */
+    size_t layer;                      /* PREDICT, FASA                          */
+    fasa_label_cache *label_cache;     /* PREDICT, FASA: NULL = score from k     */
+    double budget;             /* PREDICT, FASA: see "Budget semantics" below     */
+    const float *budgets;      /* PREDICT, FASA: [n_q] per-query budgets, or NULL */
+    uint32_t *indices;         /* PREDICT: written; SPARSE: read                  */
+    size_t index_stride;       /* PREDICT, SPARSE                                 */
+    uint32_t *counts;          /* PREDICT: written; SPARSE: read                  */
+    float *scores;             /* PREDICT: [n_q][n_sets][t] written, optional     */
+    int32_t n_threads;         /* threads that will run it: 0 = ctx's count       */
+    int32_t reserved;          /* 0                                               */
+} fasa_attention_desc;
+
+/* Workspace bytes fasa_attention needs for desc (only shapes are read: data
+ * pointers may be NULL). */
+FASA_API fasa_status fasa_attention_workspace_size(fasa_ctx *ctx, const fasa_attention_desc *desc,
+                                                   size_t *bytes);
+
+/* Validate, plan and run desc in one call on ctx's threads (OpenMP).
+ * Every check (shapes, options, aliasing, index sets, ranges, non-finite q
+ * for TIP) happens before the first write. Concurrent calls may share
+ * inputs, not outputs, workspace or ctx. */
+FASA_API fasa_status fasa_attention(fasa_ctx *ctx, const fasa_attention_desc *desc,
+                                    void *workspace, size_t workspace_size);
+
+/* A plan is a validated attention call with its work split fixed: make it
+ * once (before a graph runs), then execute it any number of times, on the
+ * library's threads (fasa_execute) or on the caller's own threads
+ * (fasa_execute_share), with results identical for every thread count and
+ * split. A plan lives in caller memory of fasa_plan_size bytes (any
+ * alignment), holds no allocation and may be copied with memcpy. It
+ * borrows what desc points to (profile, label cache, small arrays). */
+typedef struct fasa_plan fasa_plan;
+
+FASA_API fasa_status fasa_plan_size(size_t *bytes);
+
+/* Validate desc (everything except the contents of data arrays) and write
+ * the plan into mem. desc->n_threads (or ctx's count) fixes how many
+ * threads may run it: the workspace holds one scratch slot per thread. */
+FASA_API fasa_status fasa_plan_init(fasa_ctx *ctx, const fasa_attention_desc *desc, void *mem,
+                                    size_t bytes, fasa_plan **out);
+
+/* Workspace bytes and the number of phases of a plan. */
+FASA_API fasa_status fasa_plan_workspace_size(const fasa_plan *plan, size_t *bytes);
+FASA_API fasa_status fasa_plan_phases(const fasa_plan *plan, uint32_t *n_phases);
+
+/* Data given at execution; a non-NULL member replaces the plan's pointer,
+ * NULL keeps it. The views' shapes, strides and dtypes stay the plan's. */
+typedef struct fasa_attention_data {
+    size_t struct_size; /* = sizeof(fasa_attention_data) */
+    const void *q, *k, *v;
+    void *out;
+    float *lse;
+    const void *mask;
+    const uint32_t *ranges, *range_first;
+    const float *budgets;
+    uint32_t *indices, *counts;
+    float *scores;
+    fasa_label_cache *label_cache;
+} fasa_attention_data;
+
+/* Run a plan (data may be NULL) on ctx's threads: checks the data (pointers
+ * present, no aliasing, index sets, ranges, finite q for TIP) before the
+ * first write, then runs every phase. */
+FASA_API fasa_status fasa_execute(fasa_ctx *ctx, const fasa_plan *plan,
+                                  const fasa_attention_data *data, void *workspace,
+                                  size_t workspace_size);
+
+/* Only the checks of fasa_execute (nothing written). */
+FASA_API fasa_status fasa_execute_check(fasa_ctx *ctx, const fasa_plan *plan,
+                                        const fasa_attention_data *data, void *workspace,
+                                        size_t workspace_size);
+
+/* Host threads: thread ith of nth (nth <= the plan's thread count) runs its
+ * share of one phase, using scratch slot ith of the workspace. The caller
+ * runs phases 0 .. n_phases-1 in order with a barrier between phases (every
+ * share of phase p returns before any share of p+1 starts); nothing else is
+ * synchronised, no thread is started and nothing is allocated. The data is
+ * not checked (call fasa_execute_check once first if it may be malformed);
+ * it never fails once arguments are valid: FASA_ERR_INVALID_ARGUMENT /
+ * NULL_POINTER / BAD_STATE only for a bad plan, phase, ith or nth, or a
+ * data pointer the plan lacks. */
+FASA_API fasa_status fasa_execute_share(const fasa_plan *plan, const fasa_attention_data *data,
+                                        void *workspace, uint32_t phase, uint32_t ith,
+                                        uint32_t nth);
+
+/* ------------------------------------------------------------------------ */
 /* TIP: token importance prediction                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -483,7 +662,7 @@ FASA_API fasa_status fasa_predict_max_selected(double budget, size_t t, size_t *
 
 /* Scratch bytes fasa_predict / fasa_predict_cached need for these shapes
  * (q, k: only the shape fields are read; data may be NULL). */
-FASA_API fasa_status fasa_predict_workspace_size(const fasa_ctx *ctx, const fasa_profile *profile,
+FASA_API fasa_status fasa_predict_workspace_size(fasa_ctx *ctx, const fasa_profile *profile,
                                                  const fasa_view *q, size_t t,
                                                  fasa_gqa_mode mode, size_t *bytes);
 
@@ -542,7 +721,7 @@ FASA_API fasa_status fasa_predict_cached(fasa_ctx *ctx, const fasa_profile *prof
  *  - Concurrent calls may share q, k, v, indices and profile, not out, lse,
  *    workspace or ctx. */
 
-FASA_API fasa_status fasa_attend_workspace_size(const fasa_ctx *ctx, const fasa_view *q,
+FASA_API fasa_status fasa_attend_workspace_size(fasa_ctx *ctx, const fasa_view *q,
                                                 const fasa_view *k, const fasa_view *v,
                                                 fasa_gqa_mode mode, size_t index_stride,
                                                 size_t *bytes);
@@ -557,7 +736,7 @@ FASA_API fasa_status fasa_attend(fasa_ctx *ctx, fasa_gqa_mode mode, const fasa_v
                                  const fasa_view *out, float *lse, void *workspace,
                                  size_t workspace_size);
 
-FASA_API fasa_status fasa_attend_dense_workspace_size(const fasa_ctx *ctx, const fasa_view *q,
+FASA_API fasa_status fasa_attend_dense_workspace_size(fasa_ctx *ctx, const fasa_view *q,
                                                       const fasa_view *k, const fasa_view *v,
                                                       size_t *bytes);
 
@@ -570,7 +749,7 @@ FASA_API fasa_status fasa_attend_dense(fasa_ctx *ctx, const fasa_view *q, const 
 /* One layer of one decode step                                              */
 /* ------------------------------------------------------------------------ */
 
-FASA_API fasa_status fasa_decode_step_workspace_size(const fasa_ctx *ctx,
+FASA_API fasa_status fasa_decode_step_workspace_size(fasa_ctx *ctx,
                                                      const fasa_profile *profile,
                                                      const fasa_view *q, const fasa_view *k,
                                                      const fasa_view *v, fasa_gqa_mode mode,

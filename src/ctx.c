@@ -12,18 +12,27 @@
  * the thread count) sane when a caller passes a wild value. */
 #define FASA_MAX_THREADS 1024
 
-void fasa__clear_error(fasa_ctx *ctx)
+void fasa__clear_error(fasa_ctx *ctx) { fasa__enter(ctx, NULL); }
+
+void fasa__enter(fasa_ctx *ctx, const char *fn)
 {
-    if (ctx != NULL)
+    if (ctx != NULL) {
+        ctx->fn = fn;
         ctx->last_error[0] = '\0';
+    }
 }
 
 fasa_status fasa__fail(fasa_ctx *ctx, fasa_status status, const char *fmt, ...)
 {
     if (ctx != NULL) {
+        size_t n = 0;
+        if (ctx->fn != NULL) {
+            int k = snprintf(ctx->last_error, sizeof ctx->last_error, "%s: ", ctx->fn);
+            n = k > 0 && (size_t)k < sizeof ctx->last_error ? (size_t)k : 0;
+        }
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->last_error, sizeof ctx->last_error, fmt, ap);
+        vsnprintf(ctx->last_error + n, sizeof ctx->last_error - n, fmt, ap);
         va_end(ap);
     }
     return status;
@@ -81,6 +90,7 @@ FASA_API fasa_status fasa_ctx_create(const fasa_ctx_options *options, fasa_ctx *
     if (ctx == NULL)
         return FASA_ERR_OUT_OF_MEMORY;
     ctx->options = o;
+    ctx->fn = NULL;
     ctx->last_error[0] = '\0';
     *out = ctx;
     return FASA_OK;

@@ -29,7 +29,8 @@
 
 struct fasa_ctx {
     fasa_ctx_options options; /* validated: n_threads >= 1, cpu_level resolved */
-    char last_error[256];
+    const char *fn;           /* public function in progress (message prefix)  */
+    char last_error[320];
 };
 
 /* Record a failure: sets ctx->last_error (if ctx) and returns status.
@@ -41,6 +42,9 @@ fasa_status fasa__fail(fasa_ctx *ctx, fasa_status status, const char *fmt, ...)
     ;
 /* Clear ctx->last_error at the start of a public call. */
 void fasa__clear_error(fasa_ctx *ctx);
+/* Start public call `fn`: clears the message; later messages are
+ * prefixed "fn: ". */
+void fasa__enter(fasa_ctx *ctx, const char *fn);
 
 /* Effective thread count / CPU level of a possibly-NULL ctx. */
 int fasa__threads(const fasa_ctx *ctx);

@@ -56,7 +56,42 @@ typedef struct fasa__attn_job {
     size_t pf_n;
     size_t pf_kst, pf_vst;     /* bytes */
     size_t pf_kspan, pf_vspan; /* bytes */
+    /* Logit transform (all zero: none). For token j and row r, after the
+     * dot product s (fasa__attn_logit):
+     *   softcap > 0:  s = softcap * tanh(s / softcap)
+     *   s += (slope ? slope[r] : 1) * b_j,
+     *   b_j = mask ? mask[j] : slope ? j - qpos : 0,
+     * mask being one row of f32 or f16 (mask_dtype) indexed by token, whose
+     * -INFINITY entries hide the token. Kernels may compute tanh to within
+     * a few ulp. */
+    const void *mask;
+    int32_t mask_dtype;
+    float softcap;
+    const float *slope;
+    int64_t qpos;
 } fasa__attn_job;
+
+/* Whether a job transforms its logits at all. */
+static inline int fasa__attn_has_logit_fn(const fasa__attn_job *job)
+{
+    return job->mask != NULL || job->slope != NULL || job->softcap > 0.0f;
+}
+
+/* The logit transform of row r and token tok (see fasa__attn_job). */
+static inline float fasa__attn_logit(const fasa__attn_job *job, size_t r, size_t tok, float s)
+{
+    if (job->softcap > 0.0f)
+        s = job->softcap * tanhf(s / job->softcap);
+    float b = 0.0f;
+    if (job->mask != NULL)
+        b = job->mask_dtype == FASA_DTYPE_F16 ? fasa__f16_to_f32(((const uint16_t *)job->mask)[tok])
+                                              : ((const float *)job->mask)[tok];
+    else if (job->slope != NULL)
+        b = (float)((int64_t)tok - job->qpos);
+    if (b == -INFINITY)
+        return -INFINITY; /* hidden, whatever the slope */
+    return s + (job->slope != NULL ? job->slope[r] : 1.0f) * b;
+}
 typedef void (*fasa__attn_fn)(const fasa__attn_job *job);
 
 /* Exact top-k of s[0..n): writes the k (<= n) selected indices to out in

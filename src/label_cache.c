@@ -349,3 +349,12 @@ FASA_API fasa_status fasa_label_cache_reset(fasa_label_cache *cache)
     reset_memo(cache);
     return FASA_OK;
 }
+
+void fasa__lc_score(const fasa_label_cache *c, const fasa__kernels *k, size_t g, size_t j0,
+                    size_t n, const float *w, size_t n_rows, float *out, size_t out_stride)
+{
+    size_t n_u = fasa__lc_n_fc(c)[g], es = fasa__dtype_size(c->dtype);
+    const char *tiles = (const char *)fasa__lc_tiles((fasa_label_cache *)(uintptr_t)c, g) +
+                        (j0 / FASA_TILE) * 2 * n_u * FASA_TILE * es;
+    k->score_labels[c->dtype](tiles, n_u, n, w, n_rows, out, out_stride);
+}

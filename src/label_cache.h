@@ -77,6 +77,13 @@ uint64_t fasa__lc_fingerprint(const fasa_profile *p, size_t layer, int mode);
  * them, so every tile up to n_tokens can be scored. */
 void fasa__lc_flush(fasa_label_cache *c, const fasa__kernels *k);
 
+/* Scores of cells j0 .. j0+n-1 (j0 a multiple of FASA_TILE) of KV head g
+ * for n_rows weight rows over the head's channels (channel 2u, 2u+1 = the
+ * dims of its u-th FC): out[r*out_stride + i] = sum_ch w[r*2*n_u + ch] *
+ * label(ch, j0 + i), i < n. */
+void fasa__lc_score(const fasa_label_cache *c, const fasa__kernels *k, size_t g, size_t j0,
+                    size_t n, const float *w, size_t n_rows, float *out, size_t out_stride);
+
 /* 1 when c looks like an initialized cache (magic and sane fields). */
 int fasa__lc_valid(const fasa_label_cache *c);
 

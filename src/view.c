@@ -37,6 +37,11 @@ static int last_offset(const fasa_view *v, size_t *off)
 
 fasa_status fasa__check_view(fasa_ctx *ctx, const fasa_view *v, const char *name)
 {
+    return fasa__check_view_ex(ctx, v, name, 1);
+}
+
+fasa_status fasa__check_view_ex(fasa_ctx *ctx, const fasa_view *v, const char *name, int need_data)
+{
     if (v == NULL)
         return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "%s: view pointer is NULL", name);
     if (v->struct_size != sizeof(fasa_view))
@@ -45,7 +50,7 @@ fasa_status fasa__check_view(fasa_ctx *ctx, const fasa_view *v, const char *name
     if (v->kind != 0)
         return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT, "%s: kind %d is not 0 (strided)", name,
                           (int)v->kind);
-    if (v->data == NULL)
+    if (v->data == NULL && need_data)
         return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "%s: data is NULL", name);
     if (v->dtype != FASA_DTYPE_F32 && v->dtype != FASA_DTYPE_F16 && v->dtype != FASA_DTYPE_BF16)
         return fasa__fail(ctx, FASA_ERR_BAD_DTYPE, "%s: unknown dtype %d", name, (int)v->dtype);

@@ -11,6 +11,9 @@
  * (last element offset) fits size_t and the byte size fits, rows of distinct
  * (token, head) do not overlap. */
 fasa_status fasa__check_view(fasa_ctx *ctx, const fasa_view *v, const char *name);
+/* The same; with need_data = 0 a NULL data pointer is accepted (a plan's
+ * view whose data comes at execution). */
+fasa_status fasa__check_view_ex(fasa_ctx *ctx, const fasa_view *v, const char *name, int need_data);
 
 /* First and one-past-last byte a valid view spans. */
 void fasa__view_span(const fasa_view *v, const char **begin, const char **end);

@@ -17,6 +17,11 @@ void fasa__attn_ref(const fasa__attn_job *job)
             float s = 0.0f;
             for (size_t c = 0; c < d; c++)
                 s += q[c] * fasa__load(kj, job->k_dtype, c);
+            if (fasa__attn_has_logit_fn(job)) {
+                s = fasa__attn_logit(job, r, j, s);
+                if (s == -INFINITY)
+                    continue; /* hidden: no weight (and no -inf - -inf) */
+            }
             float m_old = job->m[r];
             float m_new = s > m_old ? s : m_old;
             /* m_old == m_new covers the first token (-inf - -inf would be

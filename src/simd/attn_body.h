@@ -230,6 +230,11 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
         }
 
         /* 2. one max / rescale / exp per row and block; s becomes p */
+        if (fasa__attn_has_logit_fn(job))
+            for (size_t r = 0; r < nr; r++)
+                for (size_t j = 0; j < nb; j++)
+                    s[r * FA_B + j] = fasa__attn_logit(job, r0 + r, idx ? idx[i0 + j] : first + i0 + j,
+                                                       s[r * FA_B + j]);
         for (size_t r = 0; r < nr; r++) {
             float *sr = s + r * FA_B;
             for (size_t j = nb; j < FA_B; j++)
