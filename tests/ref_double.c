@@ -202,3 +202,45 @@ double ref_contextual_agreement(const double *q, const double *k, size_t k_strid
     free(b);
     return kk ? (double)common / (double)kk : 1.0;
 }
+
+void ref_attend_ex(const double *q, const double *k, size_t k_stride, size_t d, const double *v,
+                   size_t v_stride, size_t dv, const uint32_t *idx, const double *bias, size_t n,
+                   double scale, double softcap, int has_sink, double sink, double *out,
+                   double *lse)
+{
+    for (size_t c = 0; c < dv; c++)
+        out[c] = 0.0;
+    double *logit = malloc((n ? n : 1) * sizeof(double));
+    if (!logit)
+        abort();
+    double m = has_sink ? sink : -INFINITY;
+    for (size_t r = 0; r < n; r++) {
+        const double *kr = k + (size_t)idx[r] * k_stride;
+        double s = 0.0;
+        for (size_t c = 0; c < d; c++)
+            s += q[c] * kr[c];
+        s *= scale;
+        if (softcap > 0.0)
+            s = softcap * tanh(s / softcap);
+        logit[r] = s + (bias ? bias[r] : 0.0);
+        if (logit[r] > m)
+            m = logit[r];
+    }
+    if (m == -INFINITY) {
+        *lse = -INFINITY;
+        free(logit);
+        return;
+    }
+    double z = has_sink ? exp(sink - m) : 0.0;
+    for (size_t r = 0; r < n; r++) {
+        double p = exp(logit[r] - m);
+        const double *vr = v + (size_t)idx[r] * v_stride;
+        z += p;
+        for (size_t c = 0; c < dv; c++)
+            out[c] += p * vr[c];
+    }
+    for (size_t c = 0; c < dv; c++)
+        out[c] /= z;
+    *lse = m + log(z);
+    free(logit);
+}

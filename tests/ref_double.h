@@ -46,6 +46,14 @@ void ref_attend(const double *q, const double *k, size_t k_stride, size_t d, con
                 size_t v_stride, size_t dv, const uint32_t *idx, size_t n, double scale,
                 double *out, double *lse);
 
+/* ref_attend with what runtimes add: logit_r = softcap(scale * q.k) +
+ * bias[r] (bias may be NULL; softcap <= 0 is off), and a sink logit
+ * joining the denominator (has_sink). Nothing to weigh: zeros, -INFINITY. */
+void ref_attend_ex(const double *q, const double *k, size_t k_stride, size_t d, const double *v,
+                   size_t v_stride, size_t dv, const uint32_t *idx, const double *bias, size_t n,
+                   double scale, double softcap, int has_sink, double sink, double *out,
+                   double *lse);
+
 /* Dense causal attention: the first t_vis rows. */
 void ref_attend_dense(const double *q, const double *k, size_t k_stride, size_t d,
                       const double *v, size_t v_stride, size_t dv, size_t t_vis, double scale,
