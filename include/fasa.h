@@ -209,8 +209,13 @@ typedef enum fasa_cpu_level {
 
 typedef struct fasa_ctx_options {
     size_t struct_size; /* = sizeof(fasa_ctx_options)                          */
-    int32_t n_threads;  /* threads per call; 0 or 1 = caller's thread only.
-                           >1 needs a build with OpenMP, else it is clamped to 1 */
+    int32_t n_threads;  /* OpenMP threads per call; 1 = the caller's thread
+                           only; 0 = FASA_NUM_THREADS from the environment
+                           (a positive integer) or else 1. Clamped to the CPUs
+                           online (more would only oversubscribe) and to 1 in
+                           a build without OpenMP; fasa_ctx_threads() tells
+                           the count in effect. A runtime with its own thread
+                           pool uses plans and fasa_execute_share instead. */
     int32_t cpu_level;  /* fasa_cpu_level cap; FASA_CPU_AUTO = best available.
                            A level above what the CPU supports is clamped.       */
 } fasa_ctx_options;

@@ -90,9 +90,10 @@ fasa_status fasa_calibrator_create(const fasa_calib_config *config, fasa_calibra
 {
     if (!config || !out)
         return FASA_ERR_NULL_POINTER;
-    if (config->struct_size != sizeof(fasa_calib_config))
-        return fasa__fail(NULL, FASA_ERR_INVALID_ARGUMENT, "calib config: struct_size %zu != %zu",
-                          config->struct_size, sizeof(fasa_calib_config));
+    fasa_status st0 = fasa__struct_ok(NULL, config, config->struct_size, sizeof *config,
+                                      "calib config");
+    if (st0 != FASA_OK)
+        return st0;
     fasa_status st = fasa__shape_check(NULL, &config->shape);
     if (st != FASA_OK)
         return st;

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* Upper bound on threads per call: keeps workspace sizes (which grow with
  * the thread count) sane when a caller passes a wild value. */
@@ -38,6 +39,31 @@ fasa_status fasa__fail(fasa_ctx *ctx, fasa_status status, const char *fmt, ...)
     return status;
 }
 
+/* struct_size rule of every appendable struct: at least the fields this
+ * library knows; a larger struct (a newer caller) must have zero bytes
+ * after them (fields this version cannot honour). */
+fasa_status fasa__struct_ok(fasa_ctx *ctx, const void *s, size_t struct_size, size_t known,
+                            const char *name)
+{
+    if (struct_size < known)
+        return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT,
+                          "%s: struct_size %zu < %zu (set it to sizeof)", name, struct_size, known);
+    for (size_t b = known; b < struct_size; b++)
+        if (((const unsigned char *)s)[b] != 0)
+            return fasa__fail(ctx, FASA_ERR_UNSUPPORTED,
+                              "%s: byte %zu past the %zu this library knows is set", name, b,
+                              known);
+    return FASA_OK;
+}
+
+fasa_status fasa__struct_out(void *s, size_t struct_size, size_t known)
+{
+    if (struct_size < known)
+        return FASA_ERR_INVALID_ARGUMENT;
+    memset((char *)s + known, 0, struct_size - known);
+    return FASA_OK;
+}
+
 int fasa__threads(const fasa_ctx *ctx)
 {
     return ctx != NULL ? ctx->options.n_threads : 1;
@@ -46,6 +72,25 @@ int fasa__threads(const fasa_ctx *ctx)
 int fasa__level(const fasa_ctx *ctx)
 {
     return ctx != NULL ? ctx->options.cpu_level : FASA_CPU_AUTO;
+}
+
+/* CPUs online (at least 1). */
+static long online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 1 ? n : 1;
+}
+
+/* The process-wide default thread count: FASA_NUM_THREADS when it is a
+ * positive integer, else 1 (read at each context creation; no state). */
+static int32_t env_threads(void)
+{
+    const char *e = getenv("FASA_NUM_THREADS");
+    if (e == NULL || *e == '\0')
+        return 1;
+    char *end;
+    long n = strtol(e, &end, 10);
+    return *end == '\0' && n >= 1 && n <= FASA_MAX_THREADS ? (int32_t)n : 1;
 }
 
 FASA_API void fasa_ctx_options_default(fasa_ctx_options *options)
@@ -65,8 +110,10 @@ FASA_API fasa_status fasa_ctx_create(const fasa_ctx_options *options, fasa_ctx *
     fasa_ctx_options o;
     fasa_ctx_options_default(&o);
     if (options != NULL) {
-        if (options->struct_size != sizeof(fasa_ctx_options))
-            return FASA_ERR_INVALID_ARGUMENT;
+        fasa_status st = fasa__struct_ok(NULL, options, options->struct_size, sizeof *options,
+                                         "options");
+        if (st != FASA_OK)
+            return st;
         if (options->n_threads < 0)
             return FASA_ERR_INVALID_ARGUMENT;
         if (options->cpu_level < FASA_CPU_AUTO || options->cpu_level > FASA_CPU_NEON)
@@ -74,8 +121,12 @@ FASA_API fasa_status fasa_ctx_create(const fasa_ctx_options *options, fasa_ctx *
         o = *options;
     }
     if (o.n_threads == 0)
-        o.n_threads = 1;
+        o.n_threads = env_threads();
 #if defined(FASA_OPENMP) && FASA_OPENMP
+    /* More threads than CPUs only oversubscribe: clamp (fasa.h). */
+    long cpus = online_cpus();
+    if (o.n_threads > cpus)
+        o.n_threads = (int32_t)cpus;
     if (o.n_threads > FASA_MAX_THREADS)
         o.n_threads = FASA_MAX_THREADS;
 #else

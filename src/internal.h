@@ -46,6 +46,14 @@ void fasa__clear_error(fasa_ctx *ctx);
  * prefixed "fn: ". */
 void fasa__enter(fasa_ctx *ctx, const char *fn);
 
+/* The struct_size rule of appendable input structs (fasa.h): at least the
+ * `known` bytes of this library's version; bytes past them must be zero. */
+fasa_status fasa__struct_ok(fasa_ctx *ctx, const void *s, size_t struct_size, size_t known,
+                            const char *name);
+/* The rule for output structs: at least `known`; fill the caller's tail
+ * past it with zeros. Returns FASA_ERR_INVALID_ARGUMENT when too small. */
+fasa_status fasa__struct_out(void *s, size_t struct_size, size_t known);
+
 /* Effective thread count / CPU level of a possibly-NULL ctx. */
 int fasa__threads(const fasa_ctx *ctx);
 int fasa__level(const fasa_ctx *ctx);

@@ -20,23 +20,6 @@
 
 static size_t b64(size_t n) { return fasa__align_up(n, 64); }
 
-/* struct_size rule of every appendable struct: at least the fields this
- * library knows; a larger struct (a newer caller) must have zero bytes
- * after them (fields this version cannot honour). */
-fasa_status fasa__struct_ok(fasa_ctx *ctx, const void *s, size_t struct_size, size_t known,
-                            const char *name)
-{
-    if (struct_size < known)
-        return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT,
-                          "%s: struct_size %zu < %zu (set it to sizeof)", name, struct_size, known);
-    for (size_t b = known; b < struct_size; b++)
-        if (((const unsigned char *)s)[b] != 0)
-            return fasa__fail(ctx, FASA_ERR_UNSUPPORTED,
-                              "%s: byte %zu past the %zu this library knows is set", name, b,
-                              known);
-    return FASA_OK;
-}
-
 static int op_ok(int op) { return op >= FASA_OP_DENSE && op <= FASA_OP_FASA; }
 static int mode_ok(int m) { return m == FASA_GQA_PER_HEAD || m == FASA_GQA_GROUP_SHARED; }
 

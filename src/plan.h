@@ -132,9 +132,7 @@ fasa_status fasa__plan_make(fasa_ctx *ctx, const char *fn, const fasa_attention_
 /* A label cache fits the plan (profile, layer, mode, cells). */
 fasa_status fasa__plan_check_cache(fasa_ctx *ctx, const fasa_plan *p, const fasa_label_cache *c,
                                    const char *name);
-/* The struct_size rule of appendable structs (fasa.h). */
-fasa_status fasa__struct_ok(fasa_ctx *ctx, const void *s, size_t struct_size, size_t known,
-                            const char *name);
+
 
 /* exec.c */
 fasa_status fasa__bind(fasa_ctx *ctx, const fasa_plan *p, const fasa_attention_data *data,

@@ -14,9 +14,9 @@ fasa_status fasa__shape_check(fasa_ctx *ctx, const fasa_model_shape *s)
 {
     if (!s)
         return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "shape is NULL");
-    if (s->struct_size != sizeof(fasa_model_shape))
-        return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT, "shape: struct_size %zu != %zu",
-                          s->struct_size, sizeof(fasa_model_shape));
+    fasa_status st0 = fasa__struct_ok(ctx, s, s->struct_size, sizeof *s, "shape");
+    if (st0 != FASA_OK)
+        return st0;
     if (s->n_layers == 0 || s->n_q_heads == 0 || s->n_kv_heads == 0 || s->head_dim == 0)
         return fasa__fail(ctx, FASA_ERR_ZERO_SIZE,
                           "shape: n_layers %zu, n_q_heads %zu, n_kv_heads %zu, head_dim %zu "
@@ -261,7 +261,7 @@ fasa_status fasa_profile_get_info(const fasa_profile *p, fasa_profile_info *info
 {
     if (!p || !info)
         return FASA_ERR_NULL_POINTER;
-    if (info->struct_size != sizeof(fasa_profile_info))
+    if (fasa__struct_out(info, info->struct_size, sizeof *info) != FASA_OK)
         return FASA_ERR_INVALID_ARGUMENT;
     size_t steps = 0;
     for (size_t l = 0; l < p->shape.n_layers; l++)
@@ -430,9 +430,9 @@ static fasa_status check_select_options(const fasa_profile *p, const fasa_select
                                         size_t *k_index)
 {
     size_t nfc = p->n_fc_total;
-    if (o->struct_size != sizeof(fasa_select_options))
-        return fasa__fail(NULL, FASA_ERR_INVALID_ARGUMENT, "select options: struct_size %zu != %zu",
-                          o->struct_size, sizeof(fasa_select_options));
+    fasa_status st0 = fasa__struct_ok(NULL, o, o->struct_size, sizeof *o, "select options");
+    if (st0 != FASA_OK)
+        return st0;
     if (o->use_threshold > 1)
         return fasa__fail(NULL, FASA_ERR_INVALID_ARGUMENT, "select options: use_threshold %u",
                           (unsigned)o->use_threshold);
@@ -480,9 +480,12 @@ fasa_status fasa_profile_select(fasa_profile *p, const fasa_select_options *opti
     size_t nfc = p->n_fc_total;
     fasa_select_options o;
     if (options) {
+        fasa_status st0 = fasa__struct_ok(NULL, options, options->struct_size, sizeof o,
+                                          "select options");
+        if (st0 != FASA_OK)
+            return st0;
         o = *options;
-        if (o.struct_size != sizeof o)
-            return FASA_ERR_INVALID_ARGUMENT;
+        o.struct_size = sizeof o;
     } else {
         /* Defaults fitted to small heads, so that options == NULL always works. */
         fasa_select_options_default(&o);

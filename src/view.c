@@ -44,9 +44,9 @@ fasa_status fasa__check_view_ex(fasa_ctx *ctx, const fasa_view *v, const char *n
 {
     if (v == NULL)
         return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "%s: view pointer is NULL", name);
-    if (v->struct_size != sizeof(fasa_view))
-        return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT, "%s: struct_size %zu != sizeof(fasa_view) %zu",
-                          name, v->struct_size, sizeof(fasa_view));
+    fasa_status st = fasa__struct_ok(ctx, v, v->struct_size, sizeof *v, name);
+    if (st != FASA_OK)
+        return st;
     if (v->kind != 0)
         return fasa__fail(ctx, FASA_ERR_INVALID_ARGUMENT, "%s: kind %d is not 0 (strided)", name,
                           (int)v->kind);

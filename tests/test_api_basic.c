@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <string.h>
 
 static void test_version(void)
 {
@@ -131,6 +133,71 @@ static void test_cpu(void)
     test_note("cpu features %#x, best level %d", (unsigned)f, best);
 }
 
+/* struct_size: an older (smaller) struct is refused, a newer (larger) one
+ * is accepted when its unknown tail is zero and refused otherwise; output
+ * structs get their tail zero-filled. */
+static void test_struct_size(void)
+{
+    struct {
+        fasa_ctx_options o;
+        uint64_t tail[2];
+    } in;
+    fasa_ctx *ctx = NULL;
+    memset(&in, 0, sizeof in);
+    fasa_ctx_options_default(&in.o);
+    in.o.struct_size = sizeof in;
+    CHECK_STATUS(fasa_ctx_create(&in.o, &ctx), FASA_OK);
+    fasa_ctx_destroy(ctx);
+    in.tail[1] = 7;
+    CHECK_STATUS(fasa_ctx_create(&in.o, &ctx), FASA_ERR_UNSUPPORTED);
+    in.o.struct_size = sizeof in.o - 4;
+    CHECK_STATUS(fasa_ctx_create(&in.o, &ctx), FASA_ERR_INVALID_ARGUMENT);
+
+    fasa_model_shape sh = {sizeof sh, 2, 4, 2, 8, FASA_PAIRS_HALF, 0};
+    uint32_t fcs[2 * 4] = {0, 1, 2, 3, 0, 1, 2, 3};
+    fasa_profile *p = NULL;
+    CHECK_STATUS(fasa_profile_create(&sh, fcs, 1, NULL, &p), FASA_OK);
+    struct {
+        fasa_profile_info info;
+        unsigned char tail[24];
+    } out;
+    memset(&out, 0xab, sizeof out);
+    out.info.struct_size = sizeof out;
+    CHECK_STATUS(fasa_profile_get_info(p, &out.info), FASA_OK);
+    int zero = 1;
+    for (size_t i = 0; i < sizeof out.tail; i++)
+        zero &= out.tail[i] == 0;
+    CHECK(zero && out.info.shape.n_q_heads == 4);
+    out.info.struct_size = sizeof out.info - 8;
+    CHECK_STATUS(fasa_profile_get_info(p, &out.info), FASA_ERR_INVALID_ARGUMENT);
+    fasa_profile_destroy(p);
+}
+
+/* Thread counts: clamped to the CPUs online; 0 reads FASA_NUM_THREADS. */
+static void test_threads_rule(void)
+{
+    fasa_ctx_options o;
+    fasa_ctx *ctx = NULL;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    fasa_ctx_options_default(&o);
+    o.n_threads = 1000;
+    CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK);
+    CHECKF(fasa_ctx_threads(ctx) >= 1 && fasa_ctx_threads(ctx) <= (cpus > 0 ? cpus : 1),
+           "1000 threads on %ld CPUs gave %d", cpus, fasa_ctx_threads(ctx));
+    fasa_ctx_destroy(ctx);
+    setenv("FASA_NUM_THREADS", "2", 1);
+    o.n_threads = 0;
+    CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK);
+    int n = fasa_ctx_threads(ctx);
+    CHECKF(n == 1 || n == 2, "FASA_NUM_THREADS=2 gave %d", n); /* 1: one CPU or no OpenMP */
+    fasa_ctx_destroy(ctx);
+    setenv("FASA_NUM_THREADS", "junk", 1);
+    CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK);
+    CHECK(fasa_ctx_threads(ctx) == 1);
+    fasa_ctx_destroy(ctx);
+    unsetenv("FASA_NUM_THREADS");
+}
+
 int main(void)
 {
     test_init("test_api_basic");
@@ -138,5 +205,7 @@ int main(void)
     test_status_strings();
     test_ctx();
     test_cpu();
+    test_struct_size();
+    test_threads_rule();
     return test_summary();
 }
