@@ -567,6 +567,14 @@ typedef struct fasa_attention_desc {
     size_t index_stride;       /* PREDICT, SPARSE                                 */
     uint32_t *counts;          /* PREDICT: written; SPARSE: read                  */
     float *scores;             /* PREDICT: [n_q][n_sets][t] written, optional     */
+    float *select_hints;       /* PREDICT, FASA: [n_q][n_sets] in/out, optional:
+                                  each set's selection threshold from the
+                                  previous step of the same sequence (NaN =
+                                  none). A speed hint only (results never
+                                  depend on it): a runtime keeps one row per
+                                  sequence and layer and passes it back. Without
+                                  it a single query uses the label cache's own
+                                  memo, a batch none (TIP ~1.5x slower at 4k). */
     int32_t n_threads;         /* threads that will run it: 0 = ctx's count       */
     int32_t reserved;          /* 0                                               */
 } fasa_attention_desc;
@@ -617,6 +625,7 @@ typedef struct fasa_attention_data {
     uint32_t *indices, *counts;
     float *scores;
     fasa_label_cache *label_cache;
+    float *select_hints;
 } fasa_attention_data;
 
 /* Run a plan (data may be NULL) on ctx's threads: checks the data (pointers

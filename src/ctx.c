@@ -75,7 +75,7 @@ int fasa__level(const fasa_ctx *ctx)
 }
 
 /* CPUs online (at least 1). */
-static long online_cpus(void)
+static inline long online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n >= 1 ? n : 1;

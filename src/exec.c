@@ -23,7 +23,7 @@ static fasa_status bind_pointers(fasa_ctx *ctx, const fasa_plan *p, const fasa_a
                                  void *workspace, fasa__io *io)
 {
     static const fasa_attention_data none = {sizeof(fasa_attention_data), 0, 0, 0, 0, 0, 0, 0, 0,
-                                             0, 0, 0, 0, 0};
+                                             0, 0, 0, 0, 0, 0};
     fasa_status st;
     if (d == NULL)
         d = &none;
@@ -43,6 +43,7 @@ static fasa_status bind_pointers(fasa_ctx *ctx, const fasa_plan *p, const fasa_a
     io->ranges = (const uint32_t *)pick(d->ranges, p->ranges);
     io->range_first = (const uint32_t *)pick(d->range_first, p->range_first);
     io->budgets = (const float *)pick(d->budgets, p->budgets);
+    io->hints = (float *)(uintptr_t)pick(d->select_hints, p->hints);
     io->indices = (uint32_t *)(uintptr_t)pick(d->indices, p->indices);
     io->counts = (uint32_t *)(uintptr_t)pick(d->counts, p->counts);
     io->scores = (float *)(uintptr_t)pick(d->scores, p->scores);
@@ -126,6 +127,8 @@ fasa_status fasa__bind(fasa_ctx *ctx, const fasa_plan *p, const fasa_attention_d
         if (p->op == FASA_OP_PREDICT && io->scores != NULL)
             sp[n++] = (span){io->scores, sets * p->t * sizeof(float), "scores", 1};
     }
+    if (tip && io->hints != NULL)
+        sp[n++] = (span){io->hints, sets * sizeof(float), "select_hints", 1};
     if (tip && io->cache != NULL) /* TIP updates the cache's threshold memo */
         sp[n++] = (span){io->cache, (size_t)io->cache->total_bytes, "label_cache", 1};
     sp[n++] = (span){workspace, workspace_size, "workspace", 1};

@@ -345,6 +345,7 @@ void fasa__attn_fold_item(const fasa_plan *p, const fasa__io *io, size_t i0, siz
     slot_scratch sc;
     carve(p, io, slot, &sc);
     const size_t G = p->group, d = p->head_dim, dv = p->head_dim_v;
+    const size_t R = p->dense_per * G; /* rows a unit can have: the slot's stride */
     const size_t q_end = (i0 / p->qb + 1) * p->qb < p->n_q ? (i0 / p->qb + 1) * p->qb : p->n_q;
     const size_t nb = q_end - i0 < p->fold_qb ? q_end - i0 : p->fold_qb;
     size_t most = 0;
@@ -353,8 +354,8 @@ void fasa__attn_fold_item(const fasa_plan *p, const fasa__io *io, size_t i0, siz
         if (!unit_of(p, io, i0 + b, s, &u))
             continue;
         size_t h0 = u.dense ? u.g0 * G : u.h0, rows = u.dense ? (u.g1 - u.g0) * G : u.rows;
-        load_q(p, io, i0 + b, h0, rows, sc.q + b * G * d);
-        state_clear(sc.m + b * G, sc.l + b * G, sc.acc + b * G * dv, rows, dv);
+        load_q(p, io, i0 + b, h0, rows, sc.q + b * R * d);
+        state_clear(sc.m + b * R, sc.l + b * R, sc.acc + b * R * dv, rows, dv);
         if (u.n_chunks > most)
             most = u.n_chunks;
     }
@@ -364,16 +365,16 @@ void fasa__attn_fold_item(const fasa_plan *p, const fasa__io *io, size_t i0, siz
                 continue;
             size_t rows = u.dense ? (u.g1 - u.g0) * G : u.rows;
             if (u.dense)
-                dense_chunk(p, io, i0 + b, u.g0, u.g1, sc.q + b * G * d, c, sc.cm, sc.cl, sc.cacc);
+                dense_chunk(p, io, i0 + b, u.g0, u.g1, sc.q + b * R * d, c, sc.cm, sc.cl, sc.cacc);
             else
-                sparse_chunk(p, io, i0 + b, &u, sc.q + b * G * d, c, sc.cm, sc.cl, sc.cacc);
-            fasa__softmax_merge(sc.m + b * G, sc.l + b * G, sc.acc + b * G * dv, dv, sc.cm, sc.cl,
+                sparse_chunk(p, io, i0 + b, &u, sc.q + b * R * d, c, sc.cm, sc.cl, sc.cacc);
+            fasa__softmax_merge(sc.m + b * R, sc.l + b * R, sc.acc + b * R * dv, dv, sc.cm, sc.cl,
                                 sc.cacc, dv, rows, dv);
         }
     for (size_t b = 0; b < nb; b++) {
         if (!unit_of(p, io, i0 + b, s, &u))
             continue;
         size_t h0 = u.dense ? u.g0 * G : u.h0, rows = u.dense ? (u.g1 - u.g0) * G : u.rows;
-        finalize(p, io, i0 + b, h0, rows, sc.m + b * G, sc.l + b * G, sc.acc + b * G * dv);
+        finalize(p, io, i0 + b, h0, rows, sc.m + b * R, sc.l + b * R, sc.acc + b * R * dv);
     }
 }

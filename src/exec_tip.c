@@ -135,12 +135,12 @@ static void apply_visibility(const fasa_plan *p, const fasa__io *io, size_t i, s
         size_t cb = u * FASA_TILE + run.b % FASA_TILE, ce = cb + (run.e - run.b);
         for (size_t c = pos; c < cb; c++)
             row[c] = -INFINITY;
-        /* Hidden cells hold -inf; a visible score that is NaN or -inf
-         * becomes -FLT_MAX so that it still ranks above every hidden
-         * cell (CAUSAL rows need none of this: select cuts them exactly). */
-        if (biased || run.masked || run.e > limit || p->vis_kind != FASA_VISIBLE_CAUSAL)
+        /* Hidden cells hold -inf. A visible score that is NaN (from
+         * non-finite keys) could rank below them: select checks its
+         * winners and, if a hidden cell won, runs sanitize_row. */
+        if (biased || run.masked || run.e > limit)
             for (size_t j = run.b, c = cb; j < run.e; j++, c++) {
-                float b = 0.0f, x;
+                float b = 0.0f;
                 if (j >= limit) {
                     row[c] = -INFINITY;
                     continue;
@@ -153,8 +153,7 @@ static void apply_visibility(const fasa_plan *p, const fasa__io *io, size_t i, s
                     row[c] = -INFINITY;
                     continue;
                 }
-                x = biased ? row[c] * p->scale + slope * b : row[c];
-                row[c] = x >= -FLT_MAX ? x : -FLT_MAX;
+                row[c] = biased ? row[c] * p->scale + slope * b : row[c];
             }
         pos = ce;
         u = (ce - 1) / FASA_TILE; /* later runs start in this tile or after it */
@@ -227,6 +226,32 @@ void fasa__tip_score_item(const fasa_plan *p, const fasa__io *io, size_t i, size
 
 /* ---------------------------------------------------------- selection */
 
+/* Whether compact position c of query i is a visible cell (not hidden). */
+static int compact_visible(const fasa_plan *p, const fasa__io *io, size_t i, size_t c)
+{
+    size_t cell = (size_t)fasa__tile_of(p, io, i, c / FASA_TILE) * FASA_TILE + c % FASA_TILE;
+    if (cell >= p->t)
+        return 0;
+    if (p->vis_kind == FASA_VISIBLE_RANGES) {
+        for (uint32_t r = io->range_first[i]; r < io->range_first[i + 1]; r++)
+            if (cell >= io->ranges[2 * (size_t)r] && cell < io->ranges[2 * (size_t)r + 1])
+                return 1;
+        return 0;
+    }
+    const void *m = fasa__mask_row(p, io, i);
+    return p->mask_dtype == FASA_DTYPE_F16 ? ((const uint16_t *)m)[cell] != 0xfc00u
+                                           : ((const float *)m)[cell] != -INFINITY;
+}
+
+/* Rank every visible cell above every hidden one: visible NaN and -inf
+ * scores become -FLT_MAX (the rare case of non-finite keys). */
+static void sanitize_row(const fasa_plan *p, const fasa__io *io, size_t i, float *row, size_t len)
+{
+    for (size_t c = 0; c < len; c++)
+        if (!(row[c] >= -FLT_MAX) && compact_visible(p, io, i, c))
+            row[c] = -FLT_MAX;
+}
+
 void fasa__tip_select_item(const fasa_plan *p, const fasa__io *io, size_t i, size_t s,
                            size_t slot)
 {
@@ -236,7 +261,7 @@ void fasa__tip_select_item(const fasa_plan *p, const fasa__io *io, size_t i, siz
     uint32_t *count = fasa__set_count(p, io, i, s);
     if (qv->dense && p->op == FASA_OP_FASA)
         return; /* attends every visible cell */
-    const float *row = score_row(p, io, i, s);
+    float *row = score_row(p, io, i, s);
     size_t len = (size_t)qv->n_tiles * FASA_TILE, n = qv->n_sel, first = 0;
     if (p->vis_kind == FASA_VISIBLE_CAUSAL) {
         /* exactly the visible cells: the window's start to the query */
@@ -246,12 +271,23 @@ void fasa__tip_select_item(const fasa_plan *p, const fasa__io *io, size_t i, siz
     }
     void *scratch = fasa__slot(p, io, slot) + p->ws.s_topk;
     if (n > 0) {
-        /* The cache's per-set threshold memo is a hint for the next step of
-         * the same sequence: only one query per call may use it. */
-        if (io->cache != NULL && p->n_q == 1)
-            p->kern->topk_hint(row, len, n, idx, scratch, &fasa__lc_memo(io->cache)[s]);
-        else
-            p->kern->topk(row, len, n, idx, scratch);
+        /* Selection thresholds of the previous step of the same sequence
+         * are a speed hint (never a result): the caller's per-query hints,
+         * else, for a single query, the label cache's per-set memo. */
+        float none = NAN, *tau = &none;
+        if (io->hints != NULL)
+            tau = &io->hints[i * p->n_sets + s];
+        else if (io->cache != NULL && p->n_q == 1)
+            tau = &fasa__lc_memo(io->cache)[s];
+        p->kern->topk_hint(row, len, n, idx, scratch, tau);
+        /* A hidden cell can only win over a visible NaN score (non-finite
+         * keys): then rank on the sanitized row. */
+        for (size_t j = 0; p->vis_kind != FASA_VISIBLE_CAUSAL && j < n; j++)
+            if (!(row[idx[j]] >= -FLT_MAX) && !compact_visible(p, io, i, idx[j])) {
+                sanitize_row(p, io, i, row, len);
+                p->kern->topk(row, len, n, idx, scratch);
+                break;
+            }
         /* compact positions -> cells (ascending either way) */
         if (p->vis_kind == FASA_VISIBLE_CAUSAL) {
             size_t lo = fasa__qpos(p, i) + 1 - qv->n_vis;

@@ -189,6 +189,7 @@ static fasa_status check_fasa(fasa_ctx *ctx, const fasa_attention_desc *d, fasa_
     p->layer = d->layer;
     p->budget = d->budget;
     p->budgets = d->budgets;
+    p->hints = d->select_hints;
     p->cache = d->label_cache;
     if (p->cache != NULL &&
         (st = fasa__plan_check_cache(ctx, p, p->cache, "label_cache")) != FASA_OK)
@@ -264,23 +265,34 @@ static fasa_status plan_layout(fasa_ctx *ctx, fasa_plan *p)
     size_t ch_dense = dense ? fasa__n_chunks(p->max_tiles, FASA__KV_TILES) : 0;
     size_t ch_sparse = sparse ? fasa__n_chunks(p->max_sel, FASA_KV_CHUNK) : 0;
     size_t n_chunks = ch_dense > ch_sparse ? ch_dense : ch_sparse;
-    const int partials = attn && n_chunks > 1 && p->n_q <= FASA__PART_MAX_Q;
+    /* Partials (items of one chunk) only pay with several threads: for
+     * dense queries, whose chunk items keep every head in the packed order
+     * below, and for sets too few to share out whole. A split never
+     * changes the arithmetic. */
+    size_t whole_items = p->n_q * (sparse && p->n_sets > p->n_kv_heads ? p->n_sets : p->n_kv_heads);
+    const int partials = attn && n_chunks > 1 && p->n_q <= FASA__PART_MAX_Q && p->n_threads > 1 &&
+                         (dense || whole_items < 4 * p->n_threads);
     p->n_chunks = partials ? n_chunks : 0;
-    /* Dense decode items cover several KV heads of one chunk (the packed
-     * order prefetches all heads of a token together); how many follows
-     * the thread count, which cannot change the arithmetic. */
+    /* Query blocks share K/V chunks in a prefill; a decode batch (up to
+     * FASA__PART_MAX_Q queries, often of different sequences) goes query
+     * by query, each item over all its heads. */
+    p->fold_qb = p->op == FASA_OP_DENSE && !partials && p->n_q > FASA__PART_MAX_Q ? FASA_Q_BLOCK : 1;
+    /* A dense item covers dense_per KV heads of one query and chunk (the
+     * packed order prefetches all heads of a token together): as many as
+     * leave about two items per thread. */
     p->dense_per = 1;
-    if (dense && partials) {
-        size_t want = (2 * p->n_threads + n_chunks - 1) / n_chunks;
+    if (dense && p->fold_qb == 1) {
+        size_t per_head = p->n_q * (partials ? n_chunks : 1);
+        size_t want = p->n_threads == 1 ? 1 : (2 * p->n_threads + per_head - 1) / per_head;
         want = want < 1 ? 1 : want > p->n_kv_heads ? p->n_kv_heads : want;
         p->dense_per = (p->n_kv_heads + want - 1) / want;
     }
     size_t dense_groups = dense ? (p->n_kv_heads + p->dense_per - 1) / p->dense_per : 0;
     p->attn_sets = sparse && p->n_sets > dense_groups ? p->n_sets : dense_groups;
-    p->fold_qb = p->op == FASA_OP_DENSE && !partials && p->n_q > 1 ? FASA_Q_BLOCK : 1;
 
     /* per-query shared bytes -> queries per round */
-    size_t row_stride = fasa__align_up(p->max_tiles * FASA_TILE, 16);
+    /* +16: rows a power of two apart would share cache sets */
+    size_t row_stride = fasa__align_up(p->max_tiles * FASA_TILE, 16) + 16;
     size_t per_q = 0, rows_q = 0, part_q = 0, tiles_q = 0, sets_q = 0;
     if (vis_stage)
         tiles_q = b64(p->max_tiles * sizeof(uint32_t));
@@ -357,9 +369,8 @@ static fasa_status plan_layout(fasa_ctx *ctx, fasa_plan *p)
     L->slot0 = off;
 
     /* one thread's slot */
-    size_t rows = p->fold_qb * G;
-    if (dense && partials && p->dense_per * G > rows)
-        rows = p->dense_per * G;
+    /* a fold item keeps fold_qb units of up to dense_per * G rows */
+    size_t rows = p->fold_qb * p->dense_per * G;
     size_t s = 0;
     L->s_q = s;
     s += b64(rows * d * sizeof(float));
@@ -370,11 +381,11 @@ static fasa_status plan_layout(fasa_ctx *ctx, fasa_plan *p)
     L->s_acc = s;
     s += attn ? b64(rows * dv * sizeof(float)) : 0;
     L->s_cm = s;
-    s += b64(G * sizeof(float));
+    s += b64(p->dense_per * G * sizeof(float));
     L->s_cl = s;
-    s += b64(G * sizeof(float));
+    s += b64(p->dense_per * G * sizeof(float));
     L->s_cacc = s;
-    s += attn ? b64(G * dv * sizeof(float)) : 0;
+    s += attn ? b64(p->dense_per * G * dv * sizeof(float)) : 0;
     L->s_w = s;
     s += tip ? b64(G * d * sizeof(float)) : 0;
     L->s_dims = s;

@@ -90,6 +90,7 @@ struct fasa_plan {
     fasa_label_cache *cache;
     double budget;
     const float *budgets;
+    float *hints;          /* [n_q][n_sets] selection threshold hints       */
     uint32_t *indices;     /* user sets (PREDICT output, SPARSE input)      */
     uint32_t *counts;
     float *scores;
@@ -120,6 +121,7 @@ typedef struct fasa__io {
     const void *mask;
     const uint32_t *ranges, *range_first;
     const float *budgets;
+    float *hints;
     uint32_t *indices, *counts;
     float *scores;
     fasa_label_cache *cache;

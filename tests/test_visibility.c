@@ -366,6 +366,17 @@ static void check_ranking(const vcase *c, const vdata *a, const uint32_t *idx,
                 else
                     hi = fmax(hi, x);
             }
+            if (getenv("VDEBUG")) {
+                size_t nf = 0, sf = 0, sn = 0;
+                for (size_t v = 0; v < n_vis; v++) {
+                    int f = !isnan(raw[cells[v]]);
+                    nf += f;
+                    sf += f && sel[cells[v]];
+                    sn += !f && sel[cells[v]];
+                }
+                printf("q%zu s%zu: vis %zu finite %zu sel %u: finite %zu nan %zu\n", i, s, n_vis, nf,
+                       cnt[i * n_sets + s], sf, sn);
+            }
             /* f16/bf16 keys are exact in double; fp32 sums differ ~1e-6 */
             ok = CHECKF(lo >= hi - 1e-3 * (1.0 + fabs(hi)),
                         "%s: query %zu set %zu: a selected cell scores %.9g below one left out "
@@ -486,6 +497,35 @@ out:
     free(idx);
     free(cnt);
     free(lc_mem);
+}
+
+/* Selection hints are a speed hint only: with them (fresh and reused)
+ * FASA gives the bits it gives without. */
+static void check_hints(fasa_ctx *ctx, const vcase *c, vdata *a, const char *desc)
+{
+    size_t n_sets = c->mode == FASA_GQA_PER_HEAD ? c->hq : c->hkv;
+    float *h = test_xmalloc(c->n_q * n_sets * sizeof(float));
+    for (size_t i = 0; i < c->n_q * n_sets; i++)
+        h[i] = NAN;
+    fasa_attention_desc d = desc_of(c, a, FASA_OP_FASA, NULL);
+    if (!CHECK_STATUS(attention(ctx, &d), FASA_OK)) {
+        free(h);
+        return;
+    }
+    void *want = test_xmalloc(a->out.bytes);
+    memcpy(want, a->out.mem, a->out.bytes);
+    d.select_hints = h;
+    for (int r = 0; r < 3; r++) {
+        memset(a->out.mem, 0, a->out.bytes);
+        CHECK_STATUS(attention(ctx, &d), FASA_OK);
+        if (!CHECKF(memcmp(want, a->out.mem, a->out.bytes) == 0,
+                    "%s: FASA with select_hints (round %d) differs", desc, r))
+            break;
+        for (size_t i = 0; r == 1 && i < c->n_q * n_sets; i++)
+            h[i] = (float)(10.0 * test_rand_normal()); /* arbitrary hints */
+    }
+    free(want);
+    free(h);
 }
 
 /* A batch equals its queries one by one (FASA, bit for bit). */
@@ -756,6 +796,37 @@ static void check_errors(fasa_ctx *ctx)
     data_free(&a);
 }
 
+/* Non-finite keys make NaN scores, which rank below -inf: a hidden cell
+ * must still never be selected over a visible one. */
+static void check_nan_keys(fasa_ctx *ctx)
+{
+    for (int vis = FASA_VISIBLE_RANGES; vis <= FASA_VISIBLE_MASK; vis++) {
+        vcase c;
+        memset(&c, 0, sizeof c);
+        c.d = 64;
+        c.dv = 64;
+        c.hq = 2;
+        c.hkv = 1;
+        c.t = 700;
+        c.n_q = 3;
+        c.vis = vis;
+        c.mask_dt = FASA_DTYPE_F16;
+        c.layout = FASA_PAIRS_HALF;
+        c.budget = 200;
+        vdata a;
+        data_make(&a, &c);
+        for (size_t j = 0; j < c.t; j += 2)
+            for (size_t x = 0; x < c.d; x++)
+                test_tensor_set(&a.k, j, 0, x, NAN);
+        free(a.kd);
+        a.kd = test_tensor_to_double(&a.k);
+        char desc[400];
+        describe(&c, desc, sizeof desc);
+        check_fasa(ctx, &c, &a, desc, 0);
+        data_free(&a);
+    }
+}
+
 int main(void)
 {
     test_init("test_visibility");
@@ -764,6 +835,7 @@ int main(void)
     fasa_ctx_options_default(&o);
     CHECK_STATUS(fasa_ctx_create(&o, &ctx), FASA_OK);
     check_errors(ctx);
+    check_nan_keys(ctx);
     const int n_cases = 70;
     for (int k = 0; k < n_cases; k++) {
         vcase c;
@@ -777,6 +849,7 @@ int main(void)
         if (!c.alibi && c.vis != FASA_VISIBLE_CAUSAL)
             check_fasa(ctx, &c, &a, desc, 1);
         check_batch(ctx, &c, &a, desc);
+        check_hints(ctx, &c, &a, desc);
         check_shares(ctx, &c, &a, desc);
         data_free(&a);
         if (test_failures() > 20)

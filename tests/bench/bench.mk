@@ -25,3 +25,16 @@ bench: $(BENCH_BIN)
 	$(PYTHON) tests/bench/plot.py $(BENCH_DIR) $(BENCH_SVG)
 
 .PHONY: bench
+
+# The runtime-integration figures (batched decode, host threads):
+#   make bench-runtime   BENCH_REPS=21 BENCH_SEQ=8 BENCH_TSEQ=4096 BENCH_THOST=16384
+BENCH_RT_BIN := $(BENCH_DIR)/bench_runtime
+
+$(BENCH_RT_BIN): tests/bench/bench_runtime.c $(STATIC) include/fasa.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS) -pthread
+
+bench-runtime: $(BENCH_RT_BIN)
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-active} ./$(BENCH_RT_BIN) | tee $(BENCH_DIR)/bench_runtime.txt
+
+.PHONY: bench-runtime
