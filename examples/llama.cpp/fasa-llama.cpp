@@ -176,7 +176,10 @@ void llama_fasa_graph_begin(llama_fasa & f, const llama_context & lctx, const ll
         f.fallback = plan(f, lctx, ubatch);
     }
     if (f.fallback) {
-        f.n_fallback[f.fallback]++;
+        if (f.n_fallback[f.fallback]++ == 0) {
+            LLAMA_LOG_INFO("fasa: first graph that libfasa cannot serve (%s): llama.cpp's flash attention runs it\n",
+                           f.fallback);
+        }
     } else {
         f.n_served++;
     }

@@ -9,6 +9,7 @@
 //   edit      greedy decoding with a seq_rm or a context shift mid-generation,
 //             compared with a rebuild of the same cache contents
 //   parallel  several sequences decoded in one batch vs each decoded alone
+//   generate  greedy token ids after the first P tokens of each window
 //   speed     decode tok/s after a real prefill, with and without FASA,
 //             interleaved in one process
 //
@@ -38,14 +39,14 @@ struct options {
 
 const char * usage =
     "usage: llama-fasa-tool MODE --model GGUF [options]\n"
-    "modes: ppl | tokcheck | edit | parallel | speed\n"
+    "modes: ppl | tokcheck | edit | parallel | generate | speed\n"
     "  --data FILE (uint16 windows, default: none)  --window-len N  --windows 0-3,7\n"
     "  --prefill P --decode N (ppl, speed: context P, N steps)\n"
     "  --fasa-profile F --fasa-budget B [--fasa-group-shared]  (FASA; default: llama.cpp's attention)\n"
     "  --no-fa (llama.cpp's attention without flash attention when FASA is off)\n"
     "  --threads N --ubatch N --ctk f16|f32|bf16|q8_0|q4_0 --ctv TYPE\n"
     "  edit: --scenario seqrm|shift --gen N --n-keep N --n-discard N [--defrag]\n"
-    "  parallel: --n-seq N --gen N;  speed: --steps N --reps R\n"
+    "  parallel: --n-seq N --gen N;  generate: --prefill P --gen N (greedy ids);  speed: --steps N --reps R\n"
     "  tokcheck: [--text-out FILE];  -v: llama.cpp's log\n";
 
 bool parse_windows(const char * s, std::vector<int> & out) {
@@ -272,7 +273,7 @@ int mode_edit(const runtime & rt, const options & o) {
     auto data = load_data(o, len);
     auto tok = to_tokens(window(data, len, o.windows[0]), len);
     size_t P = o.prefill, G = o.gen;
-    if (P + G > len) return 2;
+    if (P + G + 1 > len) return 2;
     llama_context * ctx = make_ctx(rt, o, P + G + 8, true);
     feed(ctx, tok.data(), P, 0, 0, o.ubatch);
     llama_token t0 = argmax(llama_get_logits_ith(ctx, -1), rt.n_vocab);
@@ -296,22 +297,31 @@ int mode_edit(const runtime & rt, const options & o) {
         rc |= report_same("rebuild of the same prefix", again, rebuilt);
         llama_free(fresh);
     } else if (o.scenario == "shift") {
-        // context shift as llama-cli does it: keep n_keep, discard n_discard, shift the rest
+        // Context shift as llama-cli does it: keep n_keep, discard n_discard, shift the
+        // rest (K re-rotated in place), optionally defragment. The rebuild is a fresh
+        // context given the same cache contents through llama_state_seq_set_data, so
+        // its label caches are built from scratch: the greedy tokens must be identical.
+        // (Recomputing the kept tokens is no rebuild: their K/V saw the discarded ones.)
         size_t K = o.n_keep, D = o.n_discard;
         if (K + D >= P) return 2;
         llama_kv_cache_seq_rm(ctx, 0, (llama_pos) K, (llama_pos) (K + D));
         llama_kv_cache_seq_add(ctx, 0, (llama_pos) (K + D), (llama_pos) P, -(llama_pos) D);
         if (o.defrag) {
             llama_kv_cache_defrag(ctx);
-            llama_kv_cache_update(ctx);
+        }
+        llama_kv_cache_update(ctx);
+        std::vector<uint8_t> state(llama_state_seq_get_size(ctx, 0));
+        llama_state_seq_get_data(ctx, state.data(), state.size(), 0);
+        llama_context * fresh = make_ctx(rt, o, P + G + 8, true);
+        if (llama_state_seq_set_data(fresh, state.data(), state.size(), 0) != state.size()) {
+            fprintf(stderr, "llama-fasa-tool: state restore failed\n");
+            return 1;
         }
         auto shifted = greedy(ctx, rt, t0, (llama_pos) (P - D), G);
-        llama_context * fresh = make_ctx(rt, o, P + G + 8, true);
-        std::vector<llama_token> kept(tok.begin(), tok.begin() + K);
-        kept.insert(kept.end(), tok.begin() + K + D, tok.begin() + P);
-        feed(fresh, kept.data(), kept.size(), 0, 0, o.ubatch);
-        auto rebuilt = greedy(fresh, rt, t0, (llama_pos) kept.size(), G);
-        rc |= report_same(o.defrag ? "context shift + defrag vs rebuild" : "context shift vs rebuild", shifted, rebuilt);
+        auto rebuilt = greedy(fresh, rt, t0, (llama_pos) (P - D), G);
+        rc |= report_same(o.defrag ? "context shift + defrag vs the same cache restored into a fresh context"
+                                   : "context shift vs the same cache restored into a fresh context",
+                          shifted, rebuilt);
         llama_free(fresh);
     } else {
         fprintf(stderr, "llama-fasa-tool: --scenario seqrm|shift\n");
@@ -319,6 +329,25 @@ int mode_edit(const runtime & rt, const options & o) {
     }
     llama_free(ctx);
     return rc;
+}
+
+// -------------------------------------------------------------- generate
+
+int mode_generate(const runtime & rt, const options & o) {
+    size_t len;
+    auto data = load_data(o, len);
+    for (int w : o.windows) {
+        auto tok = to_tokens(window(data, len, w), o.prefill);
+        llama_context * ctx = make_ctx(rt, o, o.prefill + o.gen + 8, true);
+        feed(ctx, tok.data(), tok.size(), 0, 0, o.ubatch);
+        llama_token t0 = argmax(llama_get_logits_ith(ctx, -1), rt.n_vocab);
+        auto out = greedy(ctx, rt, t0, (llama_pos) tok.size(), o.gen - 1);
+        printf("tokens %d: %d", w, t0);
+        for (llama_token t : out) printf(" %d", t);
+        printf("\n");
+        llama_free(ctx);
+    }
+    return 0;
 }
 
 // -------------------------------------------------------------- parallel
@@ -472,6 +501,7 @@ int main(int argc, char ** argv) {
     else if (o.mode == "tokcheck") rc = mode_tokcheck(rt, o);
     else if (o.mode == "edit") rc = mode_edit(rt, o);
     else if (o.mode == "parallel") rc = mode_parallel(rt, o);
+    else if (o.mode == "generate") rc = mode_generate(rt, o);
     else if (o.mode == "speed") rc = mode_speed(rt, o);
     else {
         fprintf(stderr, "llama-fasa-tool: unknown mode %s\n%s", o.mode.c_str(), usage);
