@@ -32,7 +32,7 @@ struct options {
     std::vector<int> windows{0};
     float budget = 256.0f;
     bool group_shared = false, fa = true, verbose = false, defrag = false;
-    int threads = 1, ubatch = 512, n_seq = 4, reps = 3;
+    int threads = 1, threads_batch = 0, ubatch = 512, n_seq = 4, reps = 3;
     size_t n_keep = 64, n_discard = 256;
     ggml_type type_k = GGML_TYPE_F16, type_v = GGML_TYPE_F16;
 };
@@ -44,7 +44,7 @@ const char * usage =
     "  --prefill P --decode N (ppl, speed: context P, N steps)\n"
     "  --fasa-profile F --fasa-budget B [--fasa-group-shared]  (FASA; default: llama.cpp's attention)\n"
     "  --no-fa (llama.cpp's attention without flash attention when FASA is off)\n"
-    "  --threads N --ubatch N --ctk f16|f32|bf16|q8_0|q4_0 --ctv TYPE\n"
+    "  --threads N (decode) --threads-batch N (prefill, default: --threads) --ubatch N --ctk f16|f32|bf16|q8_0|q4_0 --ctv TYPE\n"
     "  edit: --scenario seqrm|shift --gen N --n-keep N --n-discard N [--defrag]\n"
     "  parallel: --n-seq N --gen N;  generate: --prefill P --gen N (greedy ids);  speed: --steps N --reps R\n"
     "  tokcheck: [--text-out FILE];  -v: llama.cpp's log\n";
@@ -102,7 +102,8 @@ llama_context * make_ctx(const runtime & rt, const options & o, size_t n_ctx, bo
     cp.n_ctx = (uint32_t) n_ctx;
     cp.n_batch = cp.n_ubatch = (uint32_t) o.ubatch;
     cp.n_seq_max = (uint32_t) n_seq;
-    cp.n_threads = cp.n_threads_batch = o.threads;
+    cp.n_threads = o.threads;
+    cp.n_threads_batch = o.threads_batch > 0 ? o.threads_batch : o.threads;
     cp.type_k = o.type_k;
     cp.type_v = o.type_v;
     cp.flash_attn = o.fa;
@@ -412,8 +413,15 @@ int mode_speed(const runtime & rt, const options & o) {
     llama_context * fasa = o.profile.empty() ? nullptr : make_ctx(rt, o, P + N, true);
     llama_context * ctxs[2] = {base, fasa};
     double secs[2] = {0, 0};
-    for (int c = 0; c < 2; c++) {
-        if (ctxs[c]) feed(ctxs[c], tok.data(), P, 0, 0, o.ubatch);
+    // one prefill; the FASA context gets the same cache through the state API
+    feed(base, tok.data(), P, 0, 0, o.ubatch);
+    if (fasa) {
+        std::vector<uint8_t> state(llama_state_seq_get_size(base, 0));
+        llama_state_seq_get_data(base, state.data(), state.size(), 0);
+        if (llama_state_seq_set_data(fasa, state.data(), state.size(), 0) != state.size()) {
+            fprintf(stderr, "llama-fasa-tool: state copy failed\n");
+            return 1;
+        }
     }
     for (int r = 0; r < o.reps; r++) {
         for (int c = 0; c < 2; c++) {
@@ -470,6 +478,7 @@ int main(int argc, char ** argv) {
         else if (a == "--fasa-group-shared") o.group_shared = true;
         else if (a == "--no-fa") o.fa = false;
         else if (a == "--threads") o.threads = atoi(val());
+        else if (a == "--threads-batch") o.threads_batch = atoi(val());
         else if (a == "--ubatch") o.ubatch = atoi(val());
         else if (a == "--ctk") o.type_k = parse_type(val());
         else if (a == "--ctv") o.type_v = parse_type(val());
