@@ -45,7 +45,7 @@ const char * usage =
     "  --fasa-profile F --fasa-budget B [--fasa-group-shared]  (FASA; default: llama.cpp's attention)\n"
     "  --no-fa (llama.cpp's attention without flash attention when FASA is off)\n"
     "  --threads N (decode) --threads-batch N (prefill, default: --threads) --ubatch N --ctk f16|f32|bf16|q8_0|q4_0 --ctv TYPE\n"
-    "  edit: --scenario seqrm|shift --gen N --n-keep N --n-discard N [--defrag]\n"
+    "  edit: --scenario seqrm|shift|seqadd --gen N --n-keep N --n-discard N [--defrag]\n"
     "  parallel: --n-seq N --gen N;  generate: --prefill P --gen N (greedy ids);  speed: --steps N --reps R\n"
     "  tokcheck: [--text-out FILE];  -v: llama.cpp's log\n";
 
@@ -275,8 +275,11 @@ int mode_edit(const runtime & rt, const options & o) {
     auto tok = to_tokens(window(data, len, o.windows[0]), len);
     size_t P = o.prefill, G = o.gen;
     if (P + G + 1 > len) return 2;
-    llama_context * ctx = make_ctx(rt, o, P + G + 8, true);
-    feed(ctx, tok.data(), P, 0, 0, o.ubatch);
+    llama_context * ctx = make_ctx(rt, o, P + G + o.n_discard + 8, true);
+    // the last 4 prompt tokens one at a time, so that FASA's label caches exist
+    // (and must be maintained) when the cache is edited
+    feed(ctx, tok.data(), P - 4, 0, 0, o.ubatch);
+    for (size_t i = P - 4; i < P; i++) feed(ctx, &tok[i], 1, (llama_pos) i, 0, 1);
     llama_token t0 = argmax(llama_get_logits_ith(ctx, -1), rt.n_vocab);
     int rc = 0;
     if (o.scenario == "seqrm") {
@@ -296,6 +299,25 @@ int mode_edit(const runtime & rt, const options & o) {
         feed(fresh, all.data(), all.size(), 0, 0, o.ubatch);
         auto rebuilt = greedy(fresh, rt, run[h], (llama_pos) all.size(), G - h - 1);
         rc |= report_same("rebuild of the same prefix", again, rebuilt);
+        llama_free(fresh);
+    } else if (o.scenario == "seqadd") {
+        // every position moved by +n_discard: K is re-rotated in place (K-shift) while
+        // the cells stay where they are, so stale label caches would go unnoticed
+        // unless the K-shift hook drops them
+        size_t D = o.n_discard;
+        llama_kv_cache_seq_add(ctx, 0, 0, -1, (llama_pos) D);
+        llama_kv_cache_update(ctx);
+        std::vector<uint8_t> state(llama_state_seq_get_size(ctx, 0));
+        llama_state_seq_get_data(ctx, state.data(), state.size(), 0);
+        llama_context * fresh = make_ctx(rt, o, P + G + D + 8, true);
+        if (llama_state_seq_set_data(fresh, state.data(), state.size(), 0) != state.size()) {
+            fprintf(stderr, "llama-fasa-tool: state restore failed\n");
+            return 1;
+        }
+        auto shifted = greedy(ctx, rt, t0, (llama_pos) (P + D), G);
+        auto rebuilt = greedy(fresh, rt, t0, (llama_pos) (P + D), G);
+        rc |= report_same("positions shifted in place vs the same cache restored into a fresh context",
+                          shifted, rebuilt);
         llama_free(fresh);
     } else if (o.scenario == "shift") {
         // Context shift as llama-cli does it: keep n_keep, discard n_discard, shift the
@@ -325,7 +347,7 @@ int mode_edit(const runtime & rt, const options & o) {
                           shifted, rebuilt);
         llama_free(fresh);
     } else {
-        fprintf(stderr, "llama-fasa-tool: --scenario seqrm|shift\n");
+        fprintf(stderr, "llama-fasa-tool: --scenario seqrm|shift|seqadd\n");
         rc = 2;
     }
     llama_free(ctx);
