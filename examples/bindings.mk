@@ -31,6 +31,8 @@ check-python: $(SHARED) $(BUILD)/libfasa.so
 	    sed -n 's/.*\(failures\|errors\)=\([0-9]*\).*/\2/p' | awk '{s+=$$1} END {print s+0}'); \
 	skip=$$(grep -o 'skipped=[0-9]*' $$log | tail -n 1 | cut -d= -f2); \
 	echo "check-python: $$(( $${ran:-0} - $$bad - $${skip:-0} )) passed, $$bad failed, $${skip:-0} skipped"; \
+	if [ "$${skip:-0}" -gt 0 ]; then \
+	    echo "SKIP check-python/unittest: $$skip tests skipped (their reasons: $$log)"; fi; \
 	test $$rc -eq 0 -a -n "$$ran"
 
 RUST_TARGET := $(abspath $(BUILD))/rust-target

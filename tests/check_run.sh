@@ -48,6 +48,13 @@ else
     # shellcheck disable=SC2086 # $limit is a command prefix or empty
     $limit "$@" >>"$log" 2>&1 </dev/null || rc=$?
 fi
+# A check target run through make: make turns the recipe's 77 into its own
+# exit 2 ("make: *** [target] Error 77"); when that is make's only error,
+# the item skipped.
+if [ "$rc" = 2 ] && grep -q '^make[^:]*: \*\*\* \[.*\] Error 77$' "$log" &&
+    [ "$(grep -c '^make[^:]*: \*\*\* ' "$log")" = 1 ]; then
+    rc=77
+fi
 ds=$((($(date +%s%N) - t0) / 100000000))
 secs=$((ds / 10)).$((ds % 10))
 
@@ -99,7 +106,11 @@ FAIL)
     tail -n 40 "$log"
     echo "FAIL $label: $detail (${secs} s, log $log)"
     # env assignments in front of the command are part of the replay
-    echo "     replay: $*"
+    if [ "$rc" = -1 ]; then
+        echo "     rebuild: $build"
+    else
+        echo "     replay: $*"
+    fi
     ;;
 esac
 exit 0
