@@ -83,3 +83,6 @@ fuzz-replay-run: $(FUZZ_TARGETS:%=$(BUILD)/replay_%)
 check-fuzz-replay:
 	@$(MAKE) --no-print-directory -s BUILD=$(FUZZ_RBUILD) SAN=address,undefined OPT=-O1 \
 	    OPENMP=0 fuzz-replay-run
+
+CHECK_TARGETS += check-fuzz-replay
+.PHONY: fuzz check-fuzz-replay fuzz-replay-run
