@@ -7,7 +7,6 @@
 #include "levels.h"
 
 typedef struct level_info {
-    const char *name;
     int parent;
     uint32_t needs;
 } level_info;
@@ -19,26 +18,22 @@ enum {
 #include "levels.def"
 #undef FASA_LEVEL
 };
-#define FASA_LEVEL(id, name, parent, arch, needs, keeps)                                       \
-    _Static_assert((int)(id) == (int)ordinal_##name, "levels.def: level " #name " out of order");    \
-    _Static_assert((int)(parent) < (int)(id), "levels.def: parent of " #name " must come first");      \
-    _Static_assert((parent) >= 0 || (needs) == 0, "levels.def: the root " #name " needs nothing");
+#define FASA_LEVEL(id, name, parent, arch, needs, keeps)                                   \
+    _Static_assert((int)(id) == (int)ordinal_##name, "levels.def: " #name " out of order"); \
+    _Static_assert((int)(parent) < (int)(id), "levels.def: parent of " #name " comes later"); \
+    _Static_assert((parent) >= 0 || (needs) == 0, "levels.def: the root " #name " needs something");
 #include "levels.def"
 #undef FASA_LEVEL
 
 static const level_info levels[FASA__N_LEVELS] = {
-#define FASA_LEVEL(id, name, parent, arch, needs, keeps) {#name, parent, needs},
+#define FASA_LEVEL(id, name, parent, arch, needs, keeps) {parent, needs},
 #include "levels.def"
 #undef FASA_LEVEL
 };
 
 static int in_range(int level) { return level >= 0 && level < FASA__N_LEVELS; }
 
-const char *fasa__level_name(int level) { return in_range(level) ? levels[level].name : NULL; }
-
 int fasa__level_parent(int level) { return in_range(level) ? levels[level].parent : -1; }
-
-uint32_t fasa__level_needs(int level) { return in_range(level) ? levels[level].needs : 0; }
 
 int fasa__level_usable(int level)
 {
