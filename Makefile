@@ -1,14 +1,17 @@
 # libfasa - top-level Makefile (GNU make).
 #
 #   make                 static + shared library, fasa-calib, into $(BUILD)/
-#   make check           every test (also under ASan+UBSan), see docs/testing.md
+#   make check           every test (also under ASan+UBSan at every CPU level,
+#                        valgrind, TSan), see docs/testing.md; make check-full
+#                        adds the slow rest (valgrind over every program)
 #   make demo            build and run examples/decode_step.c
 #   make bench           benchmarks (never part of check)
 #   make install / uninstall   PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR
 #   make OPENMP=0        build without OpenMP
 #
 # Sub-directories add their own targets through */*.mk fragments included at
-# the end; each fragment appends to CHECK_TARGETS, BIN_TARGETS, CLEAN_FILES.
+# the end; each fragment appends to BIN_TARGETS, CLEAN_FILES and to the
+# check lists (see "make check" below).
 
 VERSION   := $(shell sed -n 's/^\#define FASA_VERSION_STRING "\(.*\)"/\1/p' include/fasa.h)
 ABI_MAJOR := $(shell sed -n 's/^\#define FASA_VERSION_MAJOR \([0-9]*\)/\1/p' include/fasa.h)
@@ -52,11 +55,10 @@ STATIC   := $(BUILD)/libfasa.a
 SONAME   := libfasa.so.$(ABI_MAJOR)
 SHARED   := $(BUILD)/libfasa.so.$(VERSION)
 
-CHECK_TARGETS :=
 BIN_TARGETS   :=
 CLEAN_FILES   :=
 
-.PHONY: all lib check demo bench install uninstall clean check-symbols
+.PHONY: all lib check check-full demo bench install uninstall clean check-symbols FORCE
 .DEFAULT_GOAL := all
 
 all: lib bins
@@ -94,8 +96,7 @@ check-symbols: $(SHARED)
 	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^fasa_' | grep -v '^_' ); \
 	if [ -n "$$bad" ]; then echo "non-fasa_ exported symbols: $$bad"; exit 1; fi; \
 	n=$$(nm -D --defined-only $(SHARED) | grep -c ' T fasa_'); \
-	echo "check-symbols: $$n fasa_* functions exported, nothing else: 1 passed, 0 failed"
-CHECK_TARGETS += check-symbols
+	echo "check-symbols: $$n fasa_* functions exported, nothing else"
 
 install: lib bins
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
@@ -116,11 +117,65 @@ uninstall:
 clean:
 	rm -rf build $(CLEAN_FILES)
 
+# --- make check (docs/testing.md). An item is one test program in one
+# configuration or one check target; each runs through tests/check_run.sh,
+# which writes $(CHECK_DIR)/<item>.res (passed / failed / skipped) and its
+# log, so items run in parallel without mixing their output and a failing
+# item never stops the others. Fragments append:
+#   CHECK_TARGETS  phony targets run as items ("make <target>"; exit 0 pass,
+#                  77 skip with a last line "SKIP <target>: <reason>")
+#   CHECK_ITEMS    result files with their own rules (tests/tests.mk)
+#   CHECK_FULL_ITEMS  items only `make check-full` runs
+#   CHECK_BUILD    targets built before any item runs (so items never build
+#                  the same file at once)
+CHECK_TARGETS    := check-symbols
+CHECK_ITEMS      :=
+CHECK_FULL_ITEMS :=
+CHECK_BUILD      := lib bins
+CHECK_DIR        := $(BUILD)/check
+CHECK_RUN         = sh tests/check_run.sh $@ $(@:$(CHECK_DIR)/%.res=%)
+# Builds of the other configurations (tests/tests.mk).
+ASAN_BUILD       := $(BUILD)/asan
+VALGRIND_BUILD   := $(BUILD)/valgrind
+TSAN_BUILD       := $(BUILD)/tsan
+# Items and builds run $(CHECK_JOBS) at a time unless make was given -j.
+CHECK_JOBS       ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+CHECK_J           = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(CHECK_JOBS))
+# One seed for every program of a run, printed by the summary:
+# `make check FASA_TEST_SEED=<seed>` repeats the run's random cases.
+ifeq ($(origin FASA_TEST_SEED),undefined)
+FASA_TEST_SEED := $(shell date +%s)
+endif
+export FASA_TEST_SEED
+
+# $(call check_group,NAME,RESULTS,BUILD-TARGETS): build, run every item,
+# print the summary (last line "N passed, N failed, N skipped"); fails when
+# an item failed. Builds log to $(CHECK_DIR)/NAME.build.log; an item whose
+# program does not build fails with the compiler's message in its own log.
+define check_group
+	+@t0=$$(date +%s); mkdir -p $(CHECK_DIR); rm -f $(2); \
+	echo "$(1): building ($(CHECK_DIR)/$(1).build.log)"; \
+	$(MAKE) --no-print-directory -k $(CHECK_J) $(3) >$(CHECK_DIR)/$(1).build.log 2>&1 || \
+	    echo "$(1): some builds failed; their items fail below"; \
+	echo "$(1): built in $$(($$(date +%s) - t0)) s; running $(words $(2)) items, seed $(FASA_TEST_SEED)"; \
+	$(MAKE) --no-print-directory -k $(CHECK_J) --output-sync=target $(2); \
+	sh tests/check_summary.sh $(1) $$t0 $(2)
+endef
+
 # Fragments: tests/tests.mk, examples/examples.mk, calib/calib.mk, ...
 -include $(sort $(wildcard */*.mk */*/*.mk))
 
 bins: $(BIN_TARGETS)
 .PHONY: bins
 
-check: $(CHECK_TARGETS)
-	@echo "make check: all test targets passed"
+$(CHECK_DIR)/check-%.res: FORCE
+	+@$(CHECK_RUN) -- $(MAKE) --no-print-directory -s check-$*
+FORCE:
+
+# The check targets first: the longest items are among them (the model and
+# qemu runs), and -j packs best when they start early.
+CHECK_ALL := $(CHECK_TARGETS:%=$(CHECK_DIR)/%.res) $(CHECK_ITEMS)
+check:
+	$(call check_group,$@,$(CHECK_ALL),$(CHECK_BUILD))
+check-full:
+	$(call check_group,$@,$(CHECK_FULL_ITEMS) $(CHECK_ALL),$(CHECK_BUILD))

@@ -4,7 +4,8 @@
 #   make check-python    examples/python/tests against $(BUILD)/libfasa.so
 #   make check-rust      cargo test of examples/rust (into $(BUILD)/rust-target)
 #
-# Both skip with a message when their toolchain (numpy, cargo) is missing.
+# Both are skipped (exit 77, "SKIP <target>: <reason>") when their
+# toolchain (numpy, cargo) is missing.
 
 BINDINGS_LIB := $(abspath $(BUILD))/libfasa.so
 
@@ -20,7 +21,7 @@ BINDINGS_ENV := $(if $(BINDINGS_PRELOAD),LD_PRELOAD="$(BINDINGS_PRELOAD)" \
 # rewritten as "check-python: N passed, N failed, N skipped".
 check-python: $(SHARED) $(BUILD)/libfasa.so
 	@if ! $(PYTHON) -c 'import numpy' >/dev/null 2>&1; then \
-	    echo "check-python: SKIPPED: $(PYTHON) cannot import numpy"; exit 0; fi; \
+	    echo "SKIP check-python: $(PYTHON) cannot import numpy"; exit 77; fi; \
 	log=$(BUILD)/check-python.log; \
 	$(BINDINGS_ENV) FASA_LIBRARY=$(BINDINGS_LIB) PYTHONDONTWRITEBYTECODE=1 \
 	    $(PYTHON) -m unittest discover -s examples/python/tests -v >$$log 2>&1; rc=$$?; \
@@ -30,6 +31,8 @@ check-python: $(SHARED) $(BUILD)/libfasa.so
 	    sed -n 's/.*\(failures\|errors\)=\([0-9]*\).*/\2/p' | awk '{s+=$$1} END {print s+0}'); \
 	skip=$$(grep -o 'skipped=[0-9]*' $$log | tail -n 1 | cut -d= -f2); \
 	echo "check-python: $$(( $${ran:-0} - $$bad - $${skip:-0} )) passed, $$bad failed, $${skip:-0} skipped"; \
+	if [ "$${skip:-0}" -gt 0 ]; then \
+	    echo "SKIP check-python/unittest: $$skip tests skipped (their reasons: $$log)"; fi; \
 	test $$rc -eq 0 -a -n "$$ran"
 
 RUST_TARGET := $(abspath $(BUILD))/rust-target
@@ -38,8 +41,8 @@ RUST_TARGET := $(abspath $(BUILD))/rust-target
 # rustc themselves (tests/tests.mk's sanitizer runs cover the C library).
 check-rust: $(SHARED) $(BUILD)/libfasa.so
 	@if ! command -v cargo >/dev/null 2>&1; then \
-	    echo "check-rust: SKIPPED: cargo not found"; exit 0; fi; \
-	if [ -n "$(SAN)" ]; then echo "check-rust: SKIPPED under SAN=$(SAN)"; exit 0; fi; \
+	    echo "SKIP check-rust: cargo not found"; exit 77; fi; \
+	if [ -n "$(SAN)" ]; then echo "SKIP check-rust: not under SAN=$(SAN)"; exit 77; fi; \
 	cd examples/rust && CARGO_TARGET_DIR=$(RUST_TARGET) \
 	    FASA_LIB_DIR=$(abspath $(BUILD)) env -u MAKEFLAGS -u MFLAGS cargo test --offline -q
 

@@ -1,5 +1,6 @@
 /*
- * cpu.c - CPU feature detection, the FASA_CPU cap and kernel names.
+ * cpu.c - CPU feature detection and the FASA_CPU cap. Knows the levels only
+ * through the data of levels.def (the cap masks), nothing of kernels.
  *
  * Features are detected once into an atomic word whose KNOWN bit tells a
  * finished detection from "not yet"; detection is idempotent, so racing
@@ -9,7 +10,6 @@
  * AArch64: Advanced SIMD is architectural; fp16 / bf16 from getauxval.
  */
 #include "internal.h"
-#include "dispatch.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -91,23 +91,18 @@ static uint32_t detect(void)
 static uint32_t detect(void) { return 0; }
 #endif
 
-/* FASA_CPU=scalar|avx2|avx512|avx512bf16|neon keeps only the features of
- * that level and below; an unknown value caps nothing. */
+/* FASA_CPU=<level name> keeps only the feature bits of that level
+ * (levels.def); an unknown value caps nothing. */
 static uint32_t env_mask(void)
 {
     const char *e = getenv("FASA_CPU");
     if (e == NULL || *e == '\0')
         return ~0u;
-    if (strcmp(e, "scalar") == 0)
-        return 0;
-    if (strcmp(e, "avx2") == 0)
-        return FASA_CPU_FEATURE_AVX2;
-    if (strcmp(e, "avx512") == 0)
-        return FASA_CPU_FEATURE_AVX2 | FASA_CPU_FEATURE_AVX512;
-    if (strcmp(e, "avx512bf16") == 0)
-        return FASA_CPU_FEATURE_AVX2 | FASA_CPU_FEATURE_AVX512 | FASA_CPU_FEATURE_AVX512BF16;
-    if (strcmp(e, "neon") == 0)
-        return FASA_CPU_FEATURE_NEON | FASA_CPU_FEATURE_NEON_FP16 | FASA_CPU_FEATURE_NEON_BF16;
+#define FASA_LEVEL(id, name, parent, arch, needs, keeps) \
+    if (strcmp(e, #name) == 0)                           \
+        return (keeps);
+#include "levels.def"
+#undef FASA_LEVEL
     return ~0u;
 }
 
@@ -119,63 +114,4 @@ FASA_API uint32_t fasa_cpu_features(void)
         atomic_store_explicit(&cpu_features_word, f, memory_order_relaxed);
     }
     return f & ~FEATURE_KNOWN;
-}
-
-int fasa__level_usable(int level)
-{
-    uint32_t f = fasa_cpu_features();
-    switch (level) {
-    case FASA_CPU_SCALAR: return 1;
-    case FASA_CPU_AVX2: return (f & FASA_CPU_FEATURE_AVX2) != 0;
-    case FASA_CPU_AVX512: return (f & FASA_CPU_FEATURE_AVX512) != 0;
-    case FASA_CPU_AVX512_BF16:
-        return (f & FASA_CPU_FEATURE_AVX512) && (f & FASA_CPU_FEATURE_AVX512BF16);
-    case FASA_CPU_NEON: return (f & FASA_CPU_FEATURE_NEON) != 0;
-    default: return 0;
-    }
-}
-
-FASA_API int fasa_cpu_best_level(void)
-{
-    static const int best_first[] = {FASA_CPU_AVX512_BF16, FASA_CPU_AVX512, FASA_CPU_AVX2,
-                                     FASA_CPU_NEON};
-    for (size_t i = 0; i < sizeof best_first / sizeof best_first[0]; i++)
-        if (fasa__level_usable(best_first[i]))
-            return best_first[i];
-    return FASA_CPU_SCALAR;
-}
-
-/* Registry names: the function name without the "fasa__" prefix. */
-typedef struct kernel_entry {
-    const char *op;
-    int level;
-    const char *name;
-} kernel_entry;
-
-static const kernel_entry registry[] = {
-#define FASA_KERNEL(op, level, fn, slot, type) {#op, level, &#fn[6]},
-#include "kernels.def"
-#undef FASA_KERNEL
-};
-
-/* Op names without a dtype suffix mean the f32 variant. */
-static const char *canonical_op(const char *op)
-{
-    if (strcmp(op, "score_dims") == 0)
-        return "score_dims_f32";
-    if (strcmp(op, "score_labels") == 0)
-        return "score_labels_f32";
-    return op;
-}
-
-FASA_API const char *fasa_kernel_name(const char *op, int cpu_level)
-{
-    if (op == NULL)
-        return NULL;
-    op = canonical_op(op);
-    for (int lv = fasa__level_resolve(cpu_level); lv >= 0; lv = fasa__level_parent(lv))
-        for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
-            if (registry[i].level == lv && strcmp(registry[i].op, op) == 0)
-                return registry[i].name;
-    return NULL;
 }

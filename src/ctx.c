@@ -3,7 +3,7 @@
  * call uses.
  */
 #include "internal.h"
-#include "dispatch.h"
+#include "levels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +116,7 @@ FASA_API fasa_status fasa_ctx_create(const fasa_ctx_options *options, fasa_ctx *
             return st;
         if (options->n_threads < 0)
             return FASA_ERR_INVALID_ARGUMENT;
-        if (options->cpu_level < FASA_CPU_AUTO || options->cpu_level > FASA_CPU_NEON)
+        if (options->cpu_level < FASA_CPU_AUTO || options->cpu_level >= FASA__N_LEVELS)
             return FASA_ERR_INVALID_ARGUMENT;
         o = *options;
     }

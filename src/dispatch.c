@@ -1,9 +1,10 @@
 /*
  * dispatch.c - the kernel table of every CPU level, built once from the
- * registry (kernels.def) and then read-only.
+ * registry (kernels.def) over the levels of levels.def, then read-only; and
+ * the kernel names fasa_kernel_name reports from the same registry.
  *
  * A level's table is its parent's with the level's own registry lines laid
- * over it, so every slot is always filled (the SCALAR table holds the
+ * over it, so every slot is always filled (the root table holds the
  * references). The first caller builds all tables; concurrent first callers
  * wait on an atomic flag, so no table is ever read while being written.
  */
@@ -12,29 +13,13 @@
 
 #include <stdatomic.h>
 
-#define N_LEVELS 5 /* FASA_CPU_SCALAR .. FASA_CPU_NEON */
-
-static fasa__kernels tables[N_LEVELS];
+static fasa__kernels tables[FASA__N_LEVELS];
 static atomic_int tables_state; /* 0 = not built, 1 = building, 2 = ready */
 
-int fasa__level_parent(int level)
-{
-    switch (level) {
-    case FASA_CPU_AVX2: return FASA_CPU_SCALAR;
-    case FASA_CPU_AVX512: return FASA_CPU_AVX2;
-    case FASA_CPU_AVX512_BF16: return FASA_CPU_AVX512;
-    case FASA_CPU_NEON: return FASA_CPU_SCALAR;
-    default: return -1;
-    }
-}
-
-/* Parents before children, so a child copies a finished table. */
+/* Parents come first in levels.def, so a child copies a finished table. */
 static void build_tables(void)
 {
-    static const int order[N_LEVELS] = {FASA_CPU_SCALAR, FASA_CPU_AVX2, FASA_CPU_AVX512,
-                                        FASA_CPU_AVX512_BF16, FASA_CPU_NEON};
-    for (int i = 0; i < N_LEVELS; i++) {
-        int lv = order[i];
+    for (int lv = 0; lv < FASA__N_LEVELS; lv++) {
         fasa__kernels *t = &tables[lv];
         int parent = fasa__level_parent(lv);
         if (parent >= 0)
@@ -47,18 +32,6 @@ static void build_tables(void)
 #include "kernels.def"
 #undef FASA_KERNEL
     }
-}
-
-int fasa__level_resolve(int level)
-{
-    int best = fasa_cpu_best_level();
-    if (level == FASA_CPU_AUTO || level < FASA_CPU_AUTO || level >= N_LEVELS)
-        return best;
-    /* Walk down the chain of the requested level until this CPU (after the
-     * FASA_CPU cap) supports it; SCALAR always qualifies. */
-    while (level > FASA_CPU_SCALAR && !fasa__level_usable(level))
-        level = fasa__level_parent(level);
-    return level;
 }
 
 const fasa__kernels *fasa__kernels_get(int level)
@@ -76,4 +49,39 @@ const fasa__kernels *fasa__kernels_get(int level)
         }
     }
     return &tables[fasa__level_resolve(level)];
+}
+
+/* Registry names: the function name without the "fasa__" prefix. */
+typedef struct kernel_entry {
+    const char *op;
+    int level;
+    const char *name;
+} kernel_entry;
+
+static const kernel_entry registry[] = {
+#define FASA_KERNEL(op, level, fn, slot, type) {#op, level, &#fn[6]},
+#include "kernels.def"
+#undef FASA_KERNEL
+};
+
+/* Op names without a dtype suffix mean the f32 variant. */
+static const char *canonical_op(const char *op)
+{
+    if (strcmp(op, "score_dims") == 0)
+        return "score_dims_f32";
+    if (strcmp(op, "score_labels") == 0)
+        return "score_labels_f32";
+    return op;
+}
+
+FASA_API const char *fasa_kernel_name(const char *op, int cpu_level)
+{
+    if (op == NULL)
+        return NULL;
+    op = canonical_op(op);
+    for (int lv = fasa__level_resolve(cpu_level); lv >= 0; lv = fasa__level_parent(lv))
+        for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+            if (registry[i].level == lv && strcmp(registry[i].op, op) == 0)
+                return registry[i].name;
+    return NULL;
 }

@@ -20,7 +20,7 @@ INSTALL_CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror
 
 check-install: lib bins
 	@if ! command -v pkg-config >/dev/null 2>&1; then \
-	    echo "check-install: SKIPPED: pkg-config not found"; exit 0; fi; \
+	    echo "SKIP check-install: pkg-config not found"; exit 77; fi; \
 	d=$(INSTALL_TEST_DIR); root=$$d/root; pass=0; fail=0; \
 	ok()  { echo "  ok   $$1"; pass=$$((pass+1)); }; \
 	bad() { echo "  FAIL $$1"; fail=$$((fail+1)); }; \
@@ -64,7 +64,7 @@ check-install: lib bins
 	then ok "ctypes: installed fasa_version_number() = $$got"; \
 	else bad "ctypes: fasa_version_number() gave '$$got', header says $(INSTALL_VERSION_NUMBER)"; fi; \
 	if ! $(PYTHON) -c 'import numpy' >/dev/null 2>&1; then \
-	    echo "  skip fasa package (no numpy)"; \
+	    echo "SKIP check-install/python-package: $(PYTHON) cannot import numpy"; \
 	else \
 	    pydir=$(abspath examples/python); how="from the source tree"; \
 	    if $(PYTHON) -m pip --version >/dev/null 2>&1 && $(PYTHON) -c 'import setuptools' 2>/dev/null; then \
@@ -74,7 +74,7 @@ check-install: lib bins
 	            pydir=$$d/py; how="pip-installed"; \
 	        else cat $$d/pip.log; bad "pip install ./examples/python"; fi; \
 	        rm -rf examples/python/build examples/python/fasa.egg-info; \
-	    else echo "  skip pip install (no pip or setuptools)"; fi; \
+	    else echo "SKIP check-install/pip-install: no pip or setuptools for $(PYTHON)"; fi; \
 	    if (cd $$d && LD_LIBRARY_PATH=$$root/usr/lib PYTHONPATH=$$pydir PYTHONDONTWRITEBYTECODE=1 \
 	        $(PYTHON) -c 'import sys, fasa; \
 	            assert fasa.version_number() == int(sys.argv[1]), fasa.version_number(); \

@@ -2,7 +2,7 @@
 # Cross-compiles the library sources, tests/test_kernels.c and tests/util.c
 # statically into $(BUILD)/aarch64/ (no OpenMP) and runs the program, plus
 # the FASA_CPU cap checks (the program cannot spawn itself under qemu).
-# Skips with a message when aarch64-linux-gnu-gcc or qemu-aarch64 is absent.
+# Skipped (exit 77) when aarch64-linux-gnu-gcc or qemu-aarch64 is absent.
 
 NEON_CC     ?= aarch64-linux-gnu-gcc
 NEON_QEMU   ?= qemu-aarch64
@@ -23,12 +23,13 @@ $(NEON_DIR)/test_kernels: $(NEON_OBJ)
 
 .PHONY: check-neon
 ifeq ($(NEON_HAVE),1)
+CHECK_BUILD += $(NEON_DIR)/test_kernels
 check-neon: $(NEON_DIR)/test_kernels
 	$(NEON_QEMU) $(NEON_DIR)/test_kernels --no-spawn
 	FASA_CPU=scalar $(NEON_QEMU) $(NEON_DIR)/test_kernels --cap-check scalar
 	FASA_CPU=neon $(NEON_QEMU) $(NEON_DIR)/test_kernels --cap-check neon
 else
 check-neon:
-	@echo "check-neon: skipped ($(NEON_CC) or $(NEON_QEMU) not found)"
+	@echo "SKIP check-neon: $(NEON_CC) or $(NEON_QEMU) not found"; exit 77
 endif
 CHECK_TARGETS += check-neon

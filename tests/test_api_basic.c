@@ -108,7 +108,14 @@ static void test_ctx(void)
 static void test_cpu(void)
 {
     int best = fasa_cpu_best_level();
-    CHECKF(best >= FASA_CPU_SCALAR && best <= FASA_CPU_NEON, "best level %d", best);
+    CHECKF(best >= 0 && best < test_level_count() && test_level_usable(best), "best level %d",
+           best);
+    for (int l = best + 1; l < test_level_count(); l++)
+        CHECKF(!test_level_usable(l), "level %d is usable but best is %d", l, best);
+    /* FASA_TEST_LEVEL forces a level through the FASA_CPU cap: exactly it. */
+    if (test_forced_level() >= 0)
+        CHECKF(best == test_forced_level(), "FASA_TEST_LEVEL=%s but best level %d",
+               test_level_get(test_forced_level())->name, best);
     uint32_t f = fasa_cpu_features();
     CHECKF((f & ~0x3fu) == 0, "unknown feature bits %#x", (unsigned)f);
     if (best == FASA_CPU_AVX2)

@@ -14,10 +14,10 @@
  * Then the threaded public calls (fasa_attend_dense decode and prefill,
  * fasa_attend in both GQA modes, sets longer than one KV chunk): output
  * bit-identical for 1..4 threads, and within 1e-5 * max|v| * (1 + log2 t)
- * of double precision.
+ * of double precision. FASA_TEST_LEVEL=<level> tests that level's kernels
+ * only (the public calls then run at that level).
  */
 #include "internal.h"
-#include "dispatch.h"
 #include "util.h"
 
 #include <math.h>
@@ -49,13 +49,14 @@ static void collect_kernels(void)
 {
 #define FASA_KERNEL(op, level, fn, slot, type)                                           \
     if (strcmp(#op, "attn") == 0 && (level) != FASA_CPU_SCALAR && g_n_kernels < 16) {    \
-        if (fasa__level_usable(level)) {                                                  \
+        if (test_level_selected(level)) {                                                 \
             g_kernels[g_n_kernels].name = #fn;                                            \
             g_kernels[g_n_kernels].lvl = (level);                                       \
             g_kernels[g_n_kernels].run = (fasa__attn_fn)(void (*)(void))fn;                \
             g_n_kernels++;                                                                \
-        } else {                                                                          \
-            test_note("skip %s: CPU lacks level %d", #fn, (int)(level));                  \
+        } else if (test_forced_level() < 0) {                                             \
+            printf("SKIP test_attn_kernels/%s: this CPU cannot run level %s\n", #fn,        \
+                   test_level_get(level)->name);                                          \
         }                                                                                 \
     }
 #include "kernels.def"
@@ -566,9 +567,9 @@ int main(void)
 {
     test_init("test_attn_kernels");
 #if defined(__x86_64__) || defined(__i386__)
-    if (fasa__level_usable(FASA_CPU_AVX2))
+    if (test_level_selected(FASA_CPU_AVX2))
         check_exp("exp_avx2", exp4_avx2);
-    if (fasa__level_usable(FASA_CPU_AVX512))
+    if (test_level_selected(FASA_CPU_AVX512))
         check_exp("exp_avx512", exp4_avx512);
 #endif
 #if defined(__aarch64__)
@@ -576,7 +577,8 @@ int main(void)
 #endif
     collect_kernels();
     if (g_n_kernels == 0)
-        test_note("no SIMD attn kernel runs on this CPU: only the exp checks ran");
+        test_note("no SIMD attn kernel %s: only the exp and public-call checks ran",
+                  test_forced_level() >= 0 ? "at this level" : "runs on this CPU");
     for (size_t i = 0; i < g_n_kernels; i++) {
         size_t before = g_cases;
         test_kernel(&g_kernels[i]);

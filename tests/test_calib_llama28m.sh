@@ -4,7 +4,7 @@
 # given windows of llama-28m with the runtime (examples/llama), calibrates
 # with fasa-calib's defaults and compares bit for bit. With CALIB_REGEN=1 it
 # writes PROFILE instead (make calib-regen). Skips when the model or the
-# runtime is absent. CALIB_THREADS (default 1) is passed to both tools.
+# runtime is absent (exit 77). CALIB_THREADS (default 1) is passed to both tools.
 set -u
 BIN=$1
 LLAMA=$2
@@ -15,12 +15,12 @@ WINDOWS=$6
 THREADS=${CALIB_THREADS:-1}
 
 if [ ! -d "$MODEL" ]; then
-    echo "check-calib-llama28m: skip: model $MODEL absent"
-    exit 0
+    echo "SKIP check-calib-llama28m: model $MODEL absent"
+    exit 77
 fi
 if [ ! -x "$LLAMA" ]; then
-    echo "check-calib-llama28m: skip: runtime $LLAMA not built (examples/llama)"
-    exit 0
+    echo "SKIP check-calib-llama28m: runtime $LLAMA not built (examples/llama)"
+    exit 77
 fi
 if [ "${CALIB_REGEN:-0}" != 1 ] && [ ! -f "$PROFILE" ]; then
     echo "check-calib-llama28m: FAIL: shipped profile $PROFILE is missing (make calib-regen)"

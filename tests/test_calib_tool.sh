@@ -180,7 +180,7 @@ if command -v rsvg-convert >/dev/null 2>&1; then
         bad "rsvg-convert failed: $(cat "$W/err")"
     fi
 else
-    echo "  skip: rsvg-convert not installed (package librsvg2-bin); SVG checked as XML only"
+    echo "SKIP check-calib/svg-render: rsvg-convert not installed (package librsvg2-bin); SVG checked as XML only"
 fi
 
 echo "dump_hf.py:"

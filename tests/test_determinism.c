@@ -308,14 +308,10 @@ int main(void)
             for (size_t i = 0; i < D; i++)
                 test_tensor_set(&g_ikb, tok, h, i, test_tensor_get(&g_ik, tok, h, i));
 
-    /* Levels this host runs: scalar, then its own family up to the best. */
-    int levels[5], n_levels = 0;
-    const int best = fasa_cpu_best_level();
-    levels[n_levels++] = FASA_CPU_SCALAR;
-    if (best == FASA_CPU_NEON)
-        levels[n_levels++] = FASA_CPU_NEON;
-    else
-        for (int l = FASA_CPU_AVX2; l <= best; l++)
+    /* Every level this host runs (src/levels.def, after the FASA_CPU cap). */
+    int levels[16], n_levels = 0;
+    for (int l = 0; l < test_level_count() && n_levels < 16; l++)
+        if (test_level_usable(l))
             levels[n_levels++] = l;
 
     fasa_ctx *probe = make_ctx(FASA_CPU_AUTO, 3);

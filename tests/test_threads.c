@@ -2,10 +2,12 @@
  * test_threads.c - 8 threads share one profile and one read-only K/V cache
  * and run predict, attend, attend_dense and decode_step concurrently, each
  * with its own queries, ctx (half of them with 2 OpenMP threads), workspace
- * and outputs. Their results must be bit-identical to the same calls made
- * later from one thread. The threads make the first library calls of the
- * process at the same moment, so the one-time CPU dispatch resolution is
- * raced too. Also run under `make tsan`.
+ * and outputs; and each builds its own label cache (the shared profile and
+ * keys) and runs predict_cached on it. Their results must be bit-identical
+ * to the same calls made later from one thread. The threads make the first
+ * library calls of the process at the same moment, so the one-time CPU
+ * dispatch resolution is raced too. `make tsan` runs it under
+ * ThreadSanitizer (OPENMP=0: the application's pthreads only).
  */
 #include "util.h"
 
@@ -23,6 +25,8 @@ typedef struct result {
     float out_sparse[NQ * HQ * D], lse_sparse[NQ * HQ];
     float out_dense[NQ * HQ * D], lse_dense[NQ * HQ];
     float out_step[NQ * HQ * D], lse_step[NQ * HQ];
+    uint32_t idx_cached[NQ * HQ * T];
+    uint32_t cnt_cached[NQ * HQ];
     int status;
 } result;
 
@@ -69,6 +73,19 @@ static void compute(const test_tensor *q, int mode, int n_threads, result *r)
     fasa_view_make(&out, r->out_step, FASA_DTYPE_F32, NQ, HQ, D, HQ * D, D);
     st |= fasa_decode_step(ctx, g_prof, 1, (fasa_gqa_mode)mode, &q->view, &g_k.view, &g_v.view, NULL,
                            g_budget, 0.0f, &out, r->lse_step, work, ws);
+    /* A label cache of this thread's own (caches are one thread at a time),
+     * built from the shared keys. */
+    size_t cb = 0;
+    fasa_label_cache *cache = NULL;
+    st |= fasa_label_cache_size(g_prof, 1, (fasa_gqa_mode)mode, FASA_DTYPE_F16, T, &cb);
+    void *cmem = test_xmalloc(cb);
+    st |= fasa_label_cache_init(cmem, cb, g_prof, 1, (fasa_gqa_mode)mode, FASA_DTYPE_F16, T, &cache);
+    if (cache != NULL) {
+        st |= fasa_label_cache_build(cache, &g_k.view);
+        st |= fasa_predict_cached(ctx, g_prof, 1, (fasa_gqa_mode)mode, &q->view, cache, g_budget,
+                                  r->idx_cached, T, r->cnt_cached, NULL, work, ws);
+    }
+    free(cmem);
     r->status = (int)st;
     free(work);
     fasa_ctx_destroy(ctx);

@@ -1,6 +1,7 @@
 /*
- * util.c - seeded PRNG, checks, own f16/bf16 conversions, guard pages and
- * strided tensors for the test programs. Independent of src/.
+ * util.c - seeded PRNG, checks, CPU levels, own f16/bf16 conversions, guard
+ * pages and strided tensors for the test programs. Independent of src/
+ * except for the level list src/levels.def (data only).
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "util.h"
@@ -28,10 +29,71 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* -------------------------------------------------------------- levels */
+
+static const test_level g_levels[] = {
+#define FASA_LEVEL(id, name, parent, arch, needs, keeps) {id, #name, parent, needs},
+#include "levels.def"
+#undef FASA_LEVEL
+};
+#define N_LEVELS ((int)(sizeof g_levels / sizeof g_levels[0]))
+static int g_forced = -1;
+
+int test_level_count(void) { return N_LEVELS; }
+
+const test_level *test_level_get(int id)
+{
+    return id >= 0 && id < N_LEVELS ? &g_levels[id] : NULL;
+}
+
+int test_level_by_name(const char *name)
+{
+    for (int i = 0; name != NULL && i < N_LEVELS; i++)
+        if (strcmp(g_levels[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int test_level_usable(int id)
+{
+    const test_level *l = test_level_get(id);
+    return l != NULL && (fasa_cpu_features() & l->needs) == l->needs;
+}
+
+int test_forced_level(void) { return g_forced; }
+
+int test_level_selected(int id)
+{
+    return test_level_usable(id) && (g_forced < 0 || g_forced == id);
+}
+
+/* FASA_TEST_LEVEL: set the library's cap to the level before its first
+ * call reads FASA_CPU; skip when this CPU cannot run the level. */
+static void force_level(const char *program)
+{
+    const char *name = getenv("FASA_TEST_LEVEL");
+    if (name == NULL || *name == '\0')
+        return;
+    g_forced = test_level_by_name(name);
+    if (g_forced < 0) {
+        printf("%s: FASA_TEST_LEVEL=%s names no level of src/levels.def\n", program, name);
+        exit(2);
+    }
+    if (setenv("FASA_CPU", name, 1) != 0) {
+        perror("setenv");
+        exit(2);
+    }
+    if (!test_level_usable(g_forced)) {
+        printf("SKIP %s: FASA_TEST_LEVEL=%s: this CPU cannot run the level\n", program, name);
+        exit(77);
+    }
+}
+
 void test_init(const char *program)
 {
     const char *env = getenv("FASA_TEST_SEED");
     g_program = program;
+    force_level(program);
     if (env && *env) {
         g_seed = strtoull(env, NULL, 0);
     } else {
@@ -42,8 +104,13 @@ void test_init(const char *program)
     uint64_t x = g_seed;
     for (int i = 0; i < 4; i++)
         g_state[i] = splitmix64(&x);
-    printf("%s: seed %llu (reproduce with FASA_TEST_SEED=%llu)\n", program,
-           (unsigned long long)g_seed, (unsigned long long)g_seed);
+    if (g_forced >= 0)
+        printf("%s: seed %llu, level %s (reproduce with FASA_TEST_SEED=%llu FASA_TEST_LEVEL=%s)\n",
+               program, (unsigned long long)g_seed, g_levels[g_forced].name,
+               (unsigned long long)g_seed, g_levels[g_forced].name);
+    else
+        printf("%s: seed %llu (reproduce with FASA_TEST_SEED=%llu)\n", program,
+               (unsigned long long)g_seed, (unsigned long long)g_seed);
     fflush(stdout);
 }
 
@@ -89,8 +156,12 @@ size_t test_failures(void) { return g_fail; }
 
 int test_summary(void)
 {
-    printf("%s: %zu passed, %zu failed (seed %llu)\n", g_program, g_pass, g_fail,
-           (unsigned long long)g_seed);
+    if (g_forced >= 0)
+        printf("%s: %zu passed, %zu failed (seed %llu, level %s)\n", g_program, g_pass, g_fail,
+               (unsigned long long)g_seed, g_levels[g_forced].name);
+    else
+        printf("%s: %zu passed, %zu failed (seed %llu)\n", g_program, g_pass, g_fail,
+               (unsigned long long)g_seed);
     fflush(stdout);
     return g_fail == 0 && g_pass > 0 ? 0 : 1;
 }

@@ -13,9 +13,32 @@
 /* ---------------------------------------------------------------- checks */
 
 /* Seed the PRNG from FASA_TEST_SEED (or the clock) and print it, so every
- * failure can be replayed with FASA_TEST_SEED=<seed>. */
+ * failure can be replayed with FASA_TEST_SEED=<seed>. With
+ * FASA_TEST_LEVEL=<level name> (src/levels.def) the program runs at exactly
+ * that CPU level: FASA_CPU is set to it before the library reads it, and
+ * the program exits 77 ("SKIP <program>: ...") when this CPU cannot run the
+ * level. Call first in main, before any library call. */
 void test_init(const char *program);
 uint64_t test_seed(void);
+
+/* ------------------------------------------- CPU levels (src/levels.def) */
+
+typedef struct test_level {
+    int id;          /* fasa_cpu_level */
+    const char *name;
+    int parent;      /* -1 for the root */
+    uint32_t needs;  /* FASA_CPU_FEATURE_* bits */
+} test_level;
+int test_level_count(void);
+const test_level *test_level_get(int id); /* NULL outside 0 .. count-1 */
+int test_level_by_name(const char *name); /* -1 when unknown */
+/* fasa_cpu_features() (after the FASA_CPU cap) has every bit level needs. */
+int test_level_usable(int id);
+/* The level FASA_TEST_LEVEL forces, or -1. */
+int test_forced_level(void);
+/* Kernels registered at level are tested in this run: it is usable and no
+ * other level is forced (each forced run tests its own level's kernels). */
+int test_level_selected(int id);
 
 /* Count one assertion; on failure print file:line, the expression and an
  * optional printf-style detail. Returns cond so callers can skip follow-ups. */

@@ -26,8 +26,7 @@ llamacpp: $(STATIC)
 
 check-llamacpp: $(STATIC) $(BUILD)/llama
 	@if [ -n "$(llamacpp_missing)" ]; then \
-	    echo "SKIP check-llamacpp: $(llamacpp_missing)"; \
-	    echo "check-llamacpp: 0 passed, 0 failed, 1 skipped"; \
+	    echo "SKIP check-llamacpp: $(llamacpp_missing)"; exit 77; \
 	else \
 	    nice -n 10 sh examples/llama.cpp/build.sh $(LLAMACPP_TARBALL) && \
 	    LLAMACPP_MODEL_DIR=$(LLAMACPP_MODEL) PYTHON=$(PYTHON) \

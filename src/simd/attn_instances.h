@@ -10,19 +10,6 @@
 #define FA_LD_ANY(p, dt) \
     ((dt) == FASA_DTYPE_F16 ? FA_LD_F16(p) : (dt) == FASA_DTYPE_BF16 ? FA_LD_BF16(p) : FA_LD_F32(p))
 
-/* Sanitizer builds (tests, fuzzing) instrument every inlined access; the
- * specialized bodies would multiply their compile time, so there only the
- * generic body is built (same template, same arithmetic). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FA_ONLY_GENERIC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(undefined_behavior_sanitizer)
-#define FA_ONLY_GENERIC 1
-#endif
-#endif
-
-#ifndef FA_ONLY_GENERIC
 #define FA_KLOAD(p, dt) FA_LD_F32(p)
 #define FA_VLOAD(p, dt) FA_LD_F32(p)
 #define FA_KDT(job) FASA_DTYPE_F32
@@ -59,8 +46,6 @@
 #undef FA_VDT
 #undef FA_SUFFIX
 
-#endif /* FA_ONLY_GENERIC */
-
 #define FA_KLOAD(p, dt) FA_LD_ANY(p, dt)
 #define FA_VLOAD(p, dt) FA_LD_ANY(p, dt)
 #define FA_KDT(job) ((job)->k_dtype)
@@ -76,12 +61,10 @@
 FA_ATTR void FA_KERNEL_NAME(const fasa__attn_job *job)
 {
     void (*fn)(const fasa__attn_job *, size_t, size_t) = rows_mixed;
-#ifndef FA_ONLY_GENERIC
     if (job->k_dtype == job->v_dtype)
         fn = job->k_dtype == FASA_DTYPE_F16    ? rows_f16
              : job->k_dtype == FASA_DTYPE_BF16 ? rows_bf16
                                                : rows_f32;
-#endif
     for (size_t r0 = 0; r0 < job->n_rows; r0 += FA_RMAX) {
         size_t nr = job->n_rows - r0 < FA_RMAX ? job->n_rows - r0 : FA_RMAX;
         fn(job, r0, nr);

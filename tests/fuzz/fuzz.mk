@@ -1,5 +1,5 @@
-# tests/fuzz/fuzz.mk - fuzz targets, corpus replay and the valgrind run
-# (tests/test_determinism.c is an ordinary unit test of tests/tests.mk).
+# tests/fuzz/fuzz.mk - fuzz targets and the corpus replay (the valgrind runs
+# and tests/test_determinism.c are ordinary items of tests/tests.mk).
 # Included by the top-level Makefile. See docs/testing.md, "Fuzzing and
 # reliability".
 #
@@ -8,8 +8,6 @@
 #   make check-fuzz-replay  every file of tests/fuzz/corpus/<target>/ through
 #                           its entry point, built with $(CC) + ASan/UBSan and
 #                           no libFuzzer (part of make check)
-#   make valgrind           the unit test programs under valgrind memcheck
-#                           (not part of make check, see docs/testing.md)
 #
 # Targets: profile (fasa_profile_load_buffer), views (validation of every
 # public call's views, budgets, strides and sizes against small buffers),
@@ -52,9 +50,11 @@ $(FUZZ_DIR)/obj/tests/fuzz/fuzz_safetensors.o: $(FUZZ_DEPS_safetensors)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
-# --- Replay drivers: $(CC), ASan+UBSan, no OpenMP, in their own build tree
-# (a sub-make with BUILD=$(FUZZ_RBUILD)) so they never race check-asan.
-FUZZ_RBUILD  := $(BUILD)/fuzz-replay
+# --- Replay drivers: $(CC), ASan+UBSan, no OpenMP: the ASan build of
+# tests/tests.mk (BUILD=$(ASAN_BUILD)), whose one sub-make builds them with
+# the test programs (ASAN_BINS) before make check runs any item.
+FUZZ_RBUILD  := $(ASAN_BUILD)
+ASAN_BINS    += $(FUZZ_TARGETS:%=$(FUZZ_RBUILD)/replay_%)
 FUZZ_RSRC_OBJ := $(BUILD)/fobj
 FUZZ_REPLAY_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
                    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -84,41 +84,5 @@ check-fuzz-replay:
 	@$(MAKE) --no-print-directory -s BUILD=$(FUZZ_RBUILD) SAN=address,undefined OPT=-O1 \
 	    OPENMP=0 fuzz-replay-run
 
-# --- valgrind: the unit test programs, OpenMP off (libgomp's thread pool is
-# reported as possibly lost) and kernels capped at AVX2 (valgrind 3.19 has no
-# AVX-512 decoder; FASA_CPU is the documented cap).
-VALGRIND       ?= valgrind
-VALGRIND_FLAGS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
-                  --track-origins=yes --quiet
-VALGRIND_TESTS ?= $(TEST_ALL)
-
-valgrind:
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/valgrind OPENMP=0 OPT=-O1 \
-	    TESTS="$(VALGRIND_TESTS)" $(VALGRIND_TESTS:%=$(BUILD)/valgrind/tests/%) >/dev/null
-	@pass=0; fail=0; failed=""; \
-	for t in $(VALGRIND_TESTS); do \
-	    log=$(BUILD)/valgrind/tests/$$t.vg.log; t0=$$(date +%s); \
-	    if FASA_CPU=avx2 $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD)/valgrind/tests/$$t >$$log 2>&1; then \
-	        echo "PASS valgrind $$t ($$(($$(date +%s) - t0)) s): $$(tail -n 1 $$log)"; pass=$$((pass+1)); \
-	    else \
-	        rc=$$?; tail -n 40 $$log; echo "FAIL valgrind $$t (exit $$rc, log $$log)"; \
-	        fail=$$((fail+1)); failed="$$failed $$t"; \
-	    fi; \
-	done; \
-	echo "valgrind: $$pass passed, $$fail failed$${failed:+ (failed:$$failed)}"; test $$fail -eq 0
-
 CHECK_TARGETS += check-fuzz-replay
-.PHONY: fuzz check-fuzz-replay fuzz-replay-run valgrind
-
-# In make check (CI): the same memcheck run without --track-origins, which
-# only helps to debug a report and doubles the time; re-run `make valgrind`
-# for origins.
-check-valgrind:
-	@if ! command -v $(VALGRIND) >/dev/null 2>&1; then \
-	    echo "check-valgrind: SKIP (valgrind not installed)"; \
-	else \
-	    $(MAKE) --no-print-directory valgrind VALGRIND_FLAGS="--error-exitcode=1 \
-	        --leak-check=full --errors-for-leak-kinds=definite,possible --quiet"; \
-	fi
-CHECK_TARGETS += check-valgrind
-.PHONY: check-valgrind
+.PHONY: fuzz check-fuzz-replay fuzz-replay-run
