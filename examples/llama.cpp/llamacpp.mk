@@ -38,3 +38,7 @@ bench-llamacpp: llamacpp
 
 CHECK_TARGETS += check-llamacpp
 .PHONY: llamacpp check-llamacpp bench-llamacpp
+
+# The build alone takes ~5 min of CPU on 2 cores: more than the default
+# per-item limit of tests/check_run.sh.
+$(CHECK_DIR)/check-llamacpp.res: export CHECK_TIMEOUT := 1500

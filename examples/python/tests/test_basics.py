@@ -109,8 +109,9 @@ class TestBasics(unittest.TestCase):
         ctx.close()  # idempotent
 
     def test_context_threads_clamped(self):
+        # clamped to the CPUs online (1 without OpenMP)
         n = fasa.Context(threads=3).threads
-        self.assertIn(n, (1, 3))
+        self.assertTrue(1 <= n <= min(3, os.cpu_count() or 1), n)
 
     def test_default_context_per_thread(self):
         from fasa import context

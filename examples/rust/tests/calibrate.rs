@@ -391,7 +391,9 @@ fn calib_config_struct_size_is_checked_by_c() {
         struct_size: size_of::<ffi::fasa_model_shape>(), n_layers: 1, n_q_heads: 2, n_kv_heads: 1, head_dim: 8,
         pair_layout: ffi::FASA_PAIRS_HALF, reserved: 0,
     };
-    for (delta, want) in [(0isize, ffi::FASA_OK), (8, ffi::FASA_ERR_INVALID_ARGUMENT), (-8, ffi::FASA_ERR_INVALID_ARGUMENT)] {
+    // A larger struct_size is a newer caller's struct (its tail must be zero,
+    // tested in C where the memory exists); a smaller one is refused.
+    for (delta, want) in [(0isize, ffi::FASA_OK), (-8, ffi::FASA_ERR_INVALID_ARGUMENT)] {
         let mut cfg = ffi::fasa_calib_config {
             struct_size: (size_of::<ffi::fasa_calib_config>() as isize + delta) as usize,
             shape: shape_raw, n_k: 2, ..Default::default()
@@ -403,7 +405,7 @@ fn calib_config_struct_size_is_checked_by_c() {
         assert_eq!(out.is_null(), want != ffi::FASA_OK);
         unsafe { ffi::fasa_profile_destroy(out) };
     }
-    shape_raw.struct_size += 8;
+    shape_raw.struct_size -= 8; // an older (smaller) shape is refused
     let cfg = ffi::fasa_calib_config { struct_size: size_of::<ffi::fasa_calib_config>(), shape: shape_raw,
                                        ..Default::default() };
     let mut out = std::ptr::null_mut();
