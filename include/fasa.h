@@ -35,6 +35,15 @@
  *  - Thread safety: the library has no mutable global state apart from the
  *    CPU dispatch table, which is resolved once, race-free. Each function's
  *    comment ends with one sentence on what may be shared between threads.
+ *  - Structs with a struct_size member are appendable: set struct_size to
+ *    sizeof the struct as you compiled it. The library reads at least the
+ *    fields it knows: a smaller (older) struct is FASA_ERR_INVALID_ARGUMENT;
+ *    a larger (newer) input struct is accepted when the bytes past the
+ *    fields this library knows are all zero, else FASA_ERR_UNSUPPORTED; a
+ *    larger output struct gets those bytes zero-filled.
+ *  - Error messages (fasa_ctx_last_error) start with the public function
+ *    that failed and name the argument, e.g.
+ *    "fasa_attend: k: head_dim 64 != q head_dim 128".
  */
 #ifndef FASA_H_7F3C19A2
 #define FASA_H_7F3C19A2
@@ -167,9 +176,9 @@ typedef enum fasa_gqa_mode {
  * overlap (a stride of a dimension of size 1 is ignored). Input views are
  * never written. Output views must not overlap any input.
  *
- * struct_size must be sizeof(fasa_view) (use fasa_view_make or
- * FASA_VIEW_INIT); it lets later versions append fields (for example a paged
- * layout) without breaking the ABI. kind must be 0 (strided). */
+ * struct_size is sizeof(fasa_view) as the caller compiled it (fasa_view_make
+ * sets it); the rule of every struct with a struct_size is at the top of
+ * this header. kind must be 0 (strided). */
 typedef struct fasa_view {
     size_t struct_size;  /* = sizeof(fasa_view)                    */
     void *data;          /* first element; const for inputs        */
@@ -235,8 +244,13 @@ FASA_API void fasa_ctx_destroy(fasa_ctx *ctx);
  * "" for ctx == NULL); valid until the next call with ctx. Never NULL. */
 FASA_API const char *fasa_ctx_last_error(const fasa_ctx *ctx);
 
-/* Effective thread count and CPU level of ctx (NULL: the defaults). */
+/* Effective thread count of ctx (NULL: 1). Thread-safe. */
 FASA_API int fasa_ctx_threads(const fasa_ctx *ctx);
+
+/* CPU kernel level ctx uses (a fasa_cpu_level: the requested cap resolved
+ * against this CPU and the FASA_CPU environment cap; NULL: the best level).
+ * Thread-safe. */
+FASA_API int fasa_ctx_cpu_level(const fasa_ctx *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* CPU dispatch introspection                                                */

@@ -155,3 +155,8 @@ FASA_API const char *fasa_ctx_last_error(const fasa_ctx *ctx)
 }
 
 FASA_API int fasa_ctx_threads(const fasa_ctx *ctx) { return fasa__threads(ctx); }
+
+FASA_API int fasa_ctx_cpu_level(const fasa_ctx *ctx)
+{
+    return ctx != NULL ? ctx->options.cpu_level : fasa_cpu_best_level();
+}

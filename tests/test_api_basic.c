@@ -92,6 +92,7 @@ static void test_ctx(void)
     if (ctx) {
         int n = fasa_ctx_threads(ctx);
         CHECKF(n == 1 || n == 2, "threads %d", n); /* 1 without OpenMP */
+        CHECK(fasa_ctx_cpu_level(ctx) == fasa_cpu_best_level());
         fasa_ctx_destroy(ctx);
     }
     ctx = (fasa_ctx *)&o; /* must stay untouched on error */
@@ -214,5 +215,15 @@ int main(void)
     test_cpu();
     test_struct_size();
     test_threads_rule();
+    CHECK(fasa_ctx_cpu_level(NULL) == fasa_cpu_best_level());
+    {
+        fasa_ctx_options o;
+        fasa_ctx *c = NULL;
+        fasa_ctx_options_default(&o);
+        o.cpu_level = FASA_CPU_SCALAR;
+        CHECK_STATUS(fasa_ctx_create(&o, &c), FASA_OK);
+        CHECK(fasa_ctx_cpu_level(c) == FASA_CPU_SCALAR);
+        fasa_ctx_destroy(c);
+    }
     return test_summary();
 }
