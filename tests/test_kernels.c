@@ -154,6 +154,23 @@ static void test_score_labels(const entry *e, const entry *ref)
             }
 }
 
+/* n*d elements of dtype dt at p, N(0,1) (block formats: quantized rows). */
+static void fill_kv(void *p, int dt, size_t n, size_t d)
+{
+    if (!test_dtype_quant(dt)) {
+        for (size_t i = 0; i < n * d; i++)
+            put(p, dt, i, (float)test_rand_normal());
+        return;
+    }
+    float *row = test_xmalloc(d * sizeof(float));
+    for (size_t t = 0; t < n; t++) {
+        for (size_t i = 0; i < d; i++)
+            row[i] = (float)test_rand_normal();
+        test_quantize_row(dt, row, d, (char *)p + test_dtype_bytes(dt, t * d));
+    }
+    free(row);
+}
+
 /* --------------------------------------------------------- score_dims */
 
 static void test_score_dims(const entry *e, const entry *ref)
@@ -186,6 +203,44 @@ static void test_score_dims(const entry *e, const entry *ref)
         }
         CHECKF(bad == 0, "%s: n %zu: %zu mismatches", e->name, n, bad);
         free(b1), free(b2), free(b3), free(b4);
+    }
+}
+
+/* The score_dims references of the block formats (the only score_dims
+ * kernels of those dtypes) against double sums over the decoded values,
+ * strided rows of whole blocks, any dims. */
+static void test_score_dims_quant_refs(void)
+{
+    static const int dts[2] = {FASA_DTYPE_Q8_0, FASA_DTYPE_Q4_0};
+    for (int di = 0; di < 2; di++) {
+        const int dt = dts[di];
+        fasa__score_dims_fn f = fasa__kernels_get(FASA_CPU_AUTO)->score_dims[dt];
+        for (size_t si = 0; si < N_SIZES + 2; si++) {
+            size_t n = pick_size(si), d = 128, ts = 4 * 128 + 32, nd = 32;
+            uint32_t dims[32];
+            for (size_t c = 0; c < nd; c++)
+                dims[c] = (uint32_t)((c * 37 + 5) % d);
+            void *b1, *b2, *b3;
+            char *k = buf(test_dtype_bytes(dt, n * ts + d), 1, &b1); /* odd address */
+            float *w = buf(nd * 4, 4, &b2), *o = buf((n + 1) * 4, 4, &b3);
+            fill_kv(k, dt, n, ts);
+            for (size_t c = 0; c < nd; c++)
+                w[c] = (float)test_rand_normal();
+            o[n] = -7.0f;
+            f(k, ts, n, dims, nd, w, o);
+            size_t bad = o[n] != -7.0f;
+            for (size_t j = 0; j < n; j++) {
+                double want = 0, mag = 0;
+                for (size_t c = 0; c < nd; c++) {
+                    double x = test_load(k, dt, j * ts + dims[c]);
+                    want += (double)w[c] * x;
+                    mag += fabs((double)w[c] * x);
+                }
+                bad += !(fabs(want - o[j]) <= 2e-6 * mag + 1e-30);
+            }
+            CHECKF(bad == 0, "score_dims %s: n %zu: %zu mismatches", test_dtype_name(dt), n, bad);
+            free(b1), free(b2), free(b3);
+        }
     }
 }
 
@@ -437,19 +492,19 @@ static void test_topk(const entry *e, int hinted)
 
 static void test_attn(const entry *e, const entry *ref)
 {
-    static const int dts[3] = {FASA_DTYPE_F32, FASA_DTYPE_F16, FASA_DTYPE_BF16};
-    for (int kd = 0; kd < 3; kd++)
+    static const int dts[5] = {FASA_DTYPE_F32, FASA_DTYPE_F16, FASA_DTYPE_BF16, FASA_DTYPE_Q8_0,
+                               FASA_DTYPE_Q4_0};
+    for (int kd = 0; kd < 5; kd++)
         for (size_t si = 0; si < N_SIZES + 1; si++)
             for (size_t rows = 1; rows <= 4; rows += 3) {
-                size_t n = pick_size(si), d = 128, t = n + 5, es = test_dtype_size(dts[kd]);
+                size_t n = pick_size(si), d = 128, t = n + 5;
                 void *bk, *bv, *bq, *bi, *bs[2];
-                char *k = buf(t * d * es, 4, &bk), *v = buf(t * d * es, 4, &bv);
+                char *k = buf(test_dtype_bytes(dts[kd], t * d), 4, &bk);
+                char *v = buf(test_dtype_bytes(dts[kd], t * d), 4, &bv);
                 float *q = buf(rows * d * 4, 4, &bq);
                 uint32_t *idx = buf((n + 1) * 4, 4, &bi);
-                for (size_t i = 0; i < t * d; i++) {
-                    put(k, dts[kd], i, (float)test_rand_normal());
-                    put(v, dts[kd], i, (float)test_rand_normal());
-                }
+                fill_kv(k, dts[kd], t, d);
+                fill_kv(v, dts[kd], t, d);
                 for (size_t i = 0; i < rows * d; i++)
                     q[i] = (float)(test_rand_normal() * 0.1);
                 for (size_t i = 0, j = 0; i < n; i++, j += 1 + (test_rand_u64() % 4 == 0))
@@ -474,7 +529,7 @@ static void test_attn(const entry *e, const entry *ref)
                             job.pf_n = t < 16 ? t : 16;
                             /* span form (dense decode over packed rows):
                              * the whole buffer as 16 spans */
-                            const size_t span = t * d * fasa__dtype_size(dts[kd]) / 16;
+                            const size_t span = fasa__bytes(dts[kd], t * d) / 16;
                             if (use_idx && span > 0) {
                                 job.pf_n = 16;
                                 job.pf_kst = job.pf_kspan = span;
@@ -593,6 +648,7 @@ int main(int argc, char **argv)
         tested++;
     }
     test_note("%zu kernels tested, %zu skipped (level not supported here)", tested, skipped);
+    test_score_dims_quant_refs();
 
     if (spawn) {
         static const char *caps[] = {"scalar", "avx2", "avx512"};

@@ -38,6 +38,35 @@
 #define FA_LD_BF16(p)                                                                           \
     _mm512_castsi512_ps(_mm512_slli_epi32(                                                      \
         _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
+#define FA_LD_Q8_0(row, c) fa_ld_q8_0(row, c)
+#define FA_LD_Q4_0(row, c) fa_ld_q4_0(row, c)
+
+/* The scale of the quant block at b, in every lane. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512 fa_qscale(const char *b)
+{
+    uint16_t h;
+    memcpy(&h, b, sizeof h);
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+}
+/* Elements c .. c+15 of a Q8_0 row: int8 -> int32 -> f32, times d (exact). */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512
+fa_ld_q8_0(const char *row, size_t c)
+{
+    const char *b = row + (c / 32) * 34;
+    __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 2 + c % 32)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), fa_qscale(b));
+}
+/* Elements c .. c+15 of a Q4_0 row: the low nibbles of the block's 16
+ * bytes (c % 32 = 0) or the high ones (16), minus 8, times d. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512
+fa_ld_q4_0(const char *row, size_t c)
+{
+    const char *b = row + (c / 32) * 18;
+    __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 2)));
+    w = _mm512_srl_epi32(w, _mm_cvtsi32_si128((int)(c & 16) >> 2));
+    w = _mm512_sub_epi32(_mm512_and_si512(w, _mm512_set1_epi32(15)), _mm512_set1_epi32(8));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), fa_qscale(b));
+}
 
 /* Sixteen vectors -> one vector of their lane sums, lane t = sum of v[t].
  * Halving steps pair 256-, 128-, 64- and 32-bit pieces of two vectors, so
@@ -47,12 +76,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512
 fa_reduce16(const __m512 *v)
 {
     __m512 w[8], x[4], y[2];
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++)
         w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
                              _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+#pragma GCC unroll 8
     for (int i = 0; i < 4; i++)
         x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+#pragma GCC unroll 8
     for (int i = 0; i < 2; i++)
         y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0x88),
                              _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0xDD));
