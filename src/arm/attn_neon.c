@@ -26,6 +26,7 @@
 #define FA_MAX(a, b) vmaxq_f32((a), (b))
 #define FA_HMAX(v) vmaxvq_f32(v)
 #define FA_HSUM(v) vaddvq_f32(v)
+#define FA_LANE0(v) vgetq_lane_f32((v), 0)
 #define FA_EXP(v) fasa__exp_neon(v)
 #define FA_REDUCE(v) vpaddq_f32(vpaddq_f32((v)[0], (v)[1]), vpaddq_f32((v)[2], (v)[3]))
 #define FA_KT1 8

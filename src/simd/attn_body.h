@@ -31,9 +31,11 @@
  *
  * Needs from the includer: FA_W, FA_VEC, FA_ATTR, FA_ZERO, FA_SET1, FA_LOADU,
  * FA_STOREU, FA_FMA(a,b,c)=a*b+c, FA_MUL, FA_ADD, FA_SUB, FA_MAX, FA_HMAX,
- * FA_HSUM, FA_EXP, FA_REDUCE(const FA_VEC *v): W vectors -> vector of their
+ * FA_HSUM, FA_LANE0 (lane 0 as float), FA_EXP, FA_REDUCE(const FA_VEC *v): W vectors -> vector of their
  * W lane sums in order, FA_KT1 (tokens per logit tile with one row),
- * FA_VCG1..4 (dim chunks per value tile for 1..4 rows), and per instance
+ * FA_VCG1..4 (dim chunks per value tile for 1..4 rows), optionally
+ * FA_SOFTMAX4(s, m, l, alpha) (the softmax step of 4 rows at once, same
+ * arithmetic; AVX-512 has it), and per instance
  * FA_SUFFIX, FA_KLOAD(row, c, kdt)/FA_VLOAD(row, c, vdt) (W elements from
  * element c, a multiple of W, of the row at byte pointer row -> FA_VEC,
  * dequantized for block formats) and FA_KDT(job)/FA_VDT(job) (the
@@ -155,6 +157,15 @@ FA_INL void FA_FN(ptrs)(const FA_FN(pass) *P, size_t i0, size_t nb, const char *
 {
     const uint32_t *idx = P->job->idx;
     const char *kb = (const char *)P->job->k, *vb = (const char *)P->job->v;
+    if (idx == NULL && nb == FA_B) { /* the common case: straight-line code */
+        const char *k0 = kb + (P->job->first + i0) * P->kst, *v0 = vb + (P->job->first + i0) * P->vst;
+#pragma GCC unroll 16
+        for (size_t j = 0; j < FA_B; j++) {
+            kp[j] = k0 + j * P->kst;
+            vp[j] = v0 + j * P->vst;
+        }
+        return;
+    }
     for (size_t j = 0; j < FA_B; j++) {
         size_t i = i0 + (j < nb ? j : 0);
         size_t tok = idx ? idx[i] : P->job->first + i;
@@ -263,44 +274,44 @@ FA_INL void FA_FN(logits)(const FA_FN(pass) *P, size_t i0, size_t nb, const char
 }
 
 /* One max / rescale / exp per row: s becomes p, alpha[r] the factor of the
- * old state; m and l advance. The rescale factors of all rows are one
- * vector exp (rows without a finite logit yet keep their state: alpha 1,
- * p 0). */
+ * old state; m and l advance. Everything stays per row in registers (a
+ * vector load of scalars stored one by one cannot be store-forwarded and
+ * would wait for the stores to retire); the rescale factor is one lane of
+ * the vector exp (no libm call, which would spill every vector register).
+ * Rows without a finite logit yet keep their (zero) state. */
 FA_INL void FA_FN(softmax)(const FA_FN(pass) *P, float *s, float *alpha)
 {
     const size_t nr = P->nr;
     float *m = P->m, *l = P->l;
-    float mn[FA_RMAX + FA_W], dm[FA_RMAX + FA_W];
-    for (size_t r = 0; r < nr; r++) {
-        const float *sr = s + r * FA_B;
+    size_t r = 0;
+#ifdef FA_SOFTMAX4
+    for (; r + 4 <= nr; r += 4)
+        FA_SOFTMAX4(s + r * FA_B, m + r, l + r, alpha + r);
+#endif
+    for (; r < nr; r++) {
+        float *sr = s + r * FA_B;
         FA_VEC mx = FA_LOADU(sr);
         for (int g = FA_W; g < FA_B; g += FA_W)
             mx = FA_MAX(mx, FA_LOADU(sr + g));
         const float bm = FA_HMAX(mx), mo = m[r];
-        mn[r] = bm > mo ? bm : mo;
-        /* exp(0) = 1 exactly; -inf - -inf would be NaN */
-        dm[r] = mo == mn[r] ? 0.0f : mo - mn[r];
-    }
-    for (size_t r = nr; r < ((nr + FA_W - 1) / FA_W) * FA_W; r++)
-        dm[r] = 0.0f;
-    for (size_t r = 0; r < nr; r += FA_W)
-        FA_STOREU(alpha + r, FA_EXP(FA_LOADU(dm + r)));
-    for (size_t r = 0; r < nr; r++) {
-        float *sr = s + r * FA_B;
-        if (mn[r] == -INFINITY) { /* nothing finite yet: leave the state as is */
-            for (int g = 0; g < FA_B; g += FA_W)
-                FA_STOREU(sr + g, FA_ZERO());
-            continue;
-        }
-        const FA_VEC mv = FA_SET1(mn[r]);
+        const float mn = bm > mo ? bm : mo;
+        /* Branch-free (a mispredicted branch here resolves late, after the
+         * max reduction, and flushes the FMA work issued behind it): no
+         * finite logit yet (mn = -inf) subtracts 0 instead, so p = 0 and
+         * alpha = exp(-inf) = 0 on a zero state; mo == mn gives exp(0) = 1
+         * exactly; mo = -inf gives 0 on a zero state. */
+        const float me = mn == -INFINITY ? 0.0f : mn;
+        const float a = FA_LANE0(FA_EXP(FA_SET1(mo - me)));
+        const FA_VEC mv = FA_SET1(me);
         FA_VEC sum = FA_ZERO();
         for (int g = 0; g < FA_B; g += FA_W) {
             FA_VEC pv = FA_EXP(FA_SUB(FA_LOADU(sr + g), mv));
             FA_STOREU(sr + g, pv);
             sum = FA_ADD(sum, pv);
         }
-        l[r] = l[r] * alpha[r] + FA_HSUM(sum);
-        m[r] = mn[r];
+        alpha[r] = a;
+        l[r] = l[r] * a + FA_HSUM(sum);
+        m[r] = mn;
     }
 }
 
@@ -381,44 +392,32 @@ FA_ATTR static void FA_FN(rows)(const fasa__attn_job *job, size_t r0, size_t nr)
     if (n == 0)
         return;
 
-    float s[2][FA_RMAX * FA_B];
-    float alpha[FA_RMAX + FA_W];
-    const char *kp[FA_B], *vp[2][FA_B], *hk[FA_B], *hv[FA_B];
+    float s[FA_RMAX * FA_B];
+    float alpha[FA_RMAX];
+    const char *kp[FA_B], *vp[FA_B], *hk[FA_B], *hv[FA_B];
     size_t hkrow = P.krow, hvrow = P.vrow;
     const size_t nh = FA_FN(hint)(&P, hk, hv, &hkrow, &hvrow);
 
-    /* Pipeline, step k = 0 .. n_blocks: softmax(k-1), logits(k),
-     * values(k-1). During logits(k) block k+1's K rows are prefetched,
-     * during values(k-1) block k's V rows; the last block prefetches the
-     * hint's spans instead. */
-    const size_t nblk = (n + FA_B - 1) / FA_B;
+    /* Per block: logits (prefetching the next block's K rows, or the
+     * hint's at the last block), softmax, values (prefetching the next
+     * block's V rows, or the hint's). */
     const char *nk[FA_B], *nv[FA_B];
-    size_t nbp = 0, nbk = 0;
-    for (size_t k = 0; k <= nblk; k++) {
-        const int cur = (int)(k & 1);
-        if (k > 0)
-            FA_FN(softmax)(&P, s[cur ^ 1], alpha);
-        if (k < nblk) {
-            const size_t i0 = k * FA_B;
-            size_t nn = nh, pk = hkrow;
-            const char *const *pks = hk;
-            nbk = n - i0 < FA_B ? n - i0 : FA_B;
-            FA_FN(ptrs)(&P, i0, nbk, kp, vp[cur]);
-            if (k + 1 < nblk) {
-                nn = n - i0 - FA_B < FA_B ? n - i0 - FA_B : FA_B;
-                FA_FN(ptrs)(&P, i0 + FA_B, nn, nk, nv);
-                pk = P.krow;
-                pks = nk;
-            }
-            FA_FN(logits)(&P, i0, nbk, kp, s[cur], pks, nn, pk);
+    for (size_t i0 = 0; i0 < n; i0 += FA_B) {
+        const size_t nb = n - i0 < FA_B ? n - i0 : FA_B;
+        size_t nn = nh, pk = hkrow, pv = hvrow;
+        const char *const *pks = hk, *const *pvs = hv;
+        FA_FN(ptrs)(&P, i0, nb, kp, vp);
+        if (i0 + FA_B < n) {
+            nn = n - i0 - FA_B < FA_B ? n - i0 - FA_B : FA_B;
+            FA_FN(ptrs)(&P, i0 + FA_B, nn, nk, nv);
+            pk = P.krow;
+            pv = P.vrow;
+            pks = nk;
+            pvs = nv;
         }
-        if (k > 0) {
-            if (k < nblk)
-                FA_FN(values)(&P, nbp, vp[cur ^ 1], s[cur ^ 1], alpha, vp[cur], nbk, P.vrow);
-            else
-                FA_FN(values)(&P, nbp, vp[cur ^ 1], s[cur ^ 1], alpha, hv, nh, hvrow);
-        }
-        nbp = nbk;
+        FA_FN(logits)(&P, i0, nb, kp, s, pks, nn, pk);
+        FA_FN(softmax)(&P, s, alpha);
+        FA_FN(values)(&P, nb, vp, s, alpha, pvs, nn, pv);
     }
 }
 

@@ -25,6 +25,7 @@
 #define FA_MAX(a, b) _mm256_max_ps((a), (b))
 #define FA_HMAX(v) fa_hmax8(v)
 #define FA_HSUM(v) fa_hsum8(v)
+#define FA_LANE0(v) _mm256_cvtss_f32(v)
 #define FA_EXP(v) fasa__exp_avx2(v)
 #define FA_REDUCE(v) fa_reduce8(v)
 #define FA_KT1 4

@@ -26,6 +26,7 @@
  *                          quantized dtype in the list, dense decode of
  *                          f16 and of each quantized dtype is also timed
  *                          interleaved, round by round, as time ratios)
+ *   BENCH_KV_ONLY=1        only that interleaved dense comparison
  *   BENCH_BUDGETS=256,1024
  *   BENCH_THREADS=1,2      (any list, e.g. 1,2,4,8,16)
  *   BENCH_REPS=N           repetitions (default 15, 9 at t >= 64k, 5 at 128k)
@@ -409,7 +410,8 @@ static void check(fasa_status st, const char *what, const fasa_ctx *ctx)
     }
 }
 
-static void setup_make(setup *s, size_t t, int dt, size_t pool)
+/* labels = 0: K/V only (no label caches; the layer count from K/V). */
+static void setup_make(setup *s, size_t t, int dt, size_t pool, int labels)
 {
     memset(s, 0, sizeof *s);
     s->t = t;
@@ -427,7 +429,7 @@ static void setup_make(setup *s, size_t t, int dt, size_t pool)
     }
     /* Enough layers that what each path reads per step (K/V for dense, the
      * smaller label cache for FASA), times the layers, is 4x the LLC. */
-    size_t step_bytes = t * s->label_bytes_tok[FASA_GQA_GROUP_SHARED];
+    size_t step_bytes = labels ? t * s->label_bytes_tok[FASA_GQA_GROUP_SHARED] : 0;
     if (2 * t * row < step_bytes || step_bytes == 0)
         step_bytes = 2 * t * row;
     size_t want = 4 * llc_bytes();
@@ -443,7 +445,7 @@ static void setup_make(setup *s, size_t t, int dt, size_t pool)
         fill(ly->v, dt, t * HKV * HD);
         fasa_view_make(&ly->kv, ly->k, (fasa_dtype)dt, t, HKV, HD, HKV * HD, HD);
         fasa_view_make(&ly->vv, ly->v, (fasa_dtype)dt, t, HKV, HD, HKV * HD, HD);
-        for (int m = 0; m < 2; m++) {
+        for (int m = 0; m < 2 && labels; m++) {
             size_t bytes = 0;
             check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, ldt, t, &bytes),
                   "label_cache_size", NULL);
@@ -701,7 +703,7 @@ static void bench_dense_kv_dtypes(const size_t *ts, size_t n_t, const size_t *th
         reps = reps > 64 ? 64 : reps;
         setup s[FASA__N_DTYPES];
         for (int d = 0; d < n_kv; d++)
-            setup_make(&s[d], t, kv[d], pool);
+            setup_make(&s[d], t, kv[d], pool, 0);
         for (size_t th = 0; th < n_th; th++) {
             fasa_ctx_options o;
             fasa_ctx_options_default(&o);
@@ -738,9 +740,10 @@ static void bench_dense_kv_dtypes(const size_t *ts, size_t n_t, const size_t *th
                 const double bytes = (double)t * HKV * 2.0 * (double)fasa__bytes(kv[d], HD);
                 const double ms = median(med[d], ROUNDS);
                 printf(" %s %.3f ms (%.1f GB/s)", dtype_name(kv[d]), ms, bytes / (ms * 1e-3) / 1e9);
-                if (d > 0)
-                    printf(" = %.2fx f16 (range %.2f-%.2f)", median(ratio[d], ROUNDS),
-                           ratio[d][0], ratio[d][ROUNDS - 1]);
+                if (d > 0) {
+                    const double rm = median(ratio[d], ROUNDS); /* sorts the rounds */
+                    printf(" = %.2fx f16 (range %.2f-%.2f)", rm, ratio[d][0], ratio[d][ROUNDS - 1]);
+                }
                 printf("%s", d + 1 < n_kv ? ";" : "\n");
             }
             fflush(stdout);
@@ -838,12 +841,13 @@ int main(void)
            "path", "budget", "tip_ms", "topk_ms", "fac_ms", "total_ms", "MB_read", "GB/s",
            "of_bw", "vs_dense");
 
-    for (int di = 0; di < n_dt; di++)
+    const int kv_only = getenv("BENCH_KV_ONLY") && atoi(getenv("BENCH_KV_ONLY")) != 0;
+    for (int di = 0; di < (kv_only ? 0 : n_dt); di++)
         for (size_t ti = 0; ti < n_t; ti++) {
             const size_t t = ts[ti];
             const int dt = dtypes[di];
             setup s;
-            setup_make(&s, t, dt, pool);
+            setup_make(&s, t, dt, pool, 1);
             size_t reps = reps_env ? reps_env : t >= 131072 ? 5 : t >= 65536 ? 9 : 15;
             if (reps > 64)
                 reps = 64;
