@@ -50,6 +50,14 @@
 #define FA_FN(name) FA_CAT(name, FA_SUFFIX)
 #define FA_INL FA_ATTR static inline __attribute__((always_inline))
 
+/* Every 64-byte line of [p, p + bytes) into L2, once. */
+FA_INL void FA_FN(pfspan)(const char *p, size_t bytes)
+{
+    const uintptr_t end = (uintptr_t)p + bytes;
+    for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < end; a += 64)
+        __builtin_prefetch((const void *)a, 0, 2);
+}
+
 /* Partial dot products of RB rows x T tokens over the full W-chunks of the
  * head dim; part[r*FA_B + t] receives the W-lane partial sums. */
 FA_INL void FA_FN(ktile)(const float *q, size_t qs, const char *const *kp, const int T,
@@ -96,12 +104,7 @@ FA_INL void FA_FN(vtile)(const char *const *vp, size_t nb, const float *p, const
     }
     /* V rows of the next block, one per token of this one; those beyond a
      * short (tail) block first */
-#define FA_PFV(j)                                                                \
-    do {                                                                         \
-        for (size_t o = 0; o < pfbytes; o += 64)                                 \
-            __builtin_prefetch(pfv[j] + o, 0, 2);                                \
-        __builtin_prefetch(pfv[j] + pfbytes - 1, 0, 2);                          \
-    } while (0)
+#define FA_PFV(j) FA_FN(pfspan)(pfv[j], pfbytes)
     for (size_t j = nb; j < npf; j++)
         FA_PFV(j);
     for (size_t j = 0; j < nb; j++) {
@@ -188,9 +191,7 @@ FA_INL void FA_FN(logits)(const FA_FN(pass) *P, size_t i0, size_t nb, const char
 #define FA_PF(j0, cnt)                                                           \
     if (rr == 0)                                                                 \
         for (size_t j = (size_t)(j0); j < (size_t)(j0) + (cnt) && j < nn; j++) { \
-            for (size_t o = 0; o < pkrow; o += 64)                               \
-                __builtin_prefetch(nkp[j] + o, 0, 2);                            \
-            __builtin_prefetch(nkp[j] + pkrow - 1, 0, 2);                        \
+            FA_FN(pfspan)(nkp[j], pkrow);                                        \
         }
     /* rows in passes of up to 4 (the K block stays in L1 between passes) */
     for (size_t rr = 0; rr < nr; rr += 4) {

@@ -259,13 +259,16 @@ __attribute__((noinline, target("avx2,fma"))) static float fma_loop256(long n)
     _mm256_storeu_ps(o, t);
     return o[0];
 }
-/* GFLOP/s, best of 3 runs of about 0.1 s; 0 when neither ISA is there. */
+/* GFLOP/s, best of 40 runs of about 2 ms (short runs: on a shared machine
+ * some run in 40 escapes the neighbours, as the L1 kernel figure's best of
+ * 2000 calls does; three 0.1 s runs read half the peak there); 0 when
+ * neither ISA is there. */
 static double fma_peak(void)
 {
-    const long n = 5000000;
+    const long n = 100000;
     double best = 0.0;
     volatile float sink = 0.0f;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < 40; r++) {
         double t0 = now_s(), flops;
         if (__builtin_cpu_supports("avx512f")) {
             sink += fma_loop512(n);
