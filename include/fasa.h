@@ -107,7 +107,7 @@ typedef enum fasa_status {
     FASA_ERR_CHECKSUM = 19,         /* profile file checksum mismatch            */
     FASA_ERR_BAD_STATE = 20,        /* object used in the wrong state            */
     FASA_ERR_UNSUPPORTED = 21,      /* valid request this build cannot serve     */
-    FASA_ERR_MISALIGNED = 22        /* pointer alignment requirement not met     */
+    FASA_ERR_MISALIGNED = 22        /* pointer or quant-block alignment not met  */
 } fasa_status;
 
 /* A short static English description of a status, never NULL (unknown values
@@ -122,10 +122,21 @@ FASA_API const char *fasa_status_name(fasa_status status);
 /* Element types, RoPE pair layouts, GQA modes                               */
 /* ------------------------------------------------------------------------ */
 
+/* Q8_0 and Q4_0 are ggml's block formats (llama.cpp `-ctk/-ctv q8_0 /
+ * q4_0`), read in place: blocks of 32 consecutive elements of a row, each
+ * an IEEE binary16 scale d followed by the quants.
+ *   Q8_0: 34 bytes, d then 32 int8 q[j];           element j = d * q[j]
+ *   Q4_0: 18 bytes, d then 16 bytes b[0..15]; element j < 16 is the low
+ *         nibble of b[j], element j + 16 its high nibble;  value = d * (nibble - 8)
+ * Only K and V views (and label-cache builds from K) may be quantized; q
+ * and out must be F32/F16/BF16 (FASA_ERR_BAD_DTYPE). See fasa_view for the
+ * block alignment rule. */
 typedef enum fasa_dtype {
     FASA_DTYPE_F32 = 0,
-    FASA_DTYPE_F16 = 1, /* IEEE binary16 */
-    FASA_DTYPE_BF16 = 2 /* bfloat16      */
+    FASA_DTYPE_F16 = 1,  /* IEEE binary16                     */
+    FASA_DTYPE_BF16 = 2, /* bfloat16                          */
+    FASA_DTYPE_Q8_0 = 3, /* ggml block_q8_0, 32 values a block */
+    FASA_DTYPE_Q4_0 = 4  /* ggml block_q4_0, 32 values a block */
 } fasa_dtype;
 
 /* Which head dimensions form frequency chunk (FC) f, 0 <= f < head_dim/2.
@@ -175,6 +186,13 @@ typedef enum fasa_gqa_mode {
  * the extent does not overflow, and distinct (token, head) rows do not
  * overlap (a stride of a dimension of size 1 is ignored). Input views are
  * never written. Output views must not overlap any input.
+ *
+ * Quantized views (Q8_0, Q4_0) keep strides in ELEMENTS too; head_dim and
+ * the strides of dimensions of size > 1 must be multiples of the 32-element
+ * block (else FASA_ERR_MISALIGNED), so every row starts on a block, at byte
+ * offset (element offset / 32) * block bytes. llama.cpp's quantized cache
+ * (token_stride = n_heads*head_dim, head_stride = head_dim) qualifies
+ * whenever head_dim is a multiple of 32.
  *
  * struct_size is sizeof(fasa_view) as the caller compiled it (fasa_view_make
  * sets it); the rule of every struct with a struct_size is at the top of

@@ -153,20 +153,71 @@ static inline uint16_t fasa__f32_to_bf16(float f)
     return (uint16_t)(x >> 16);
 }
 
+/* Element formats. F32/F16/BF16 have a size per element; the block
+ * formats Q8_0/Q4_0 (fasa.h) hold 32 elements in 34 / 18 bytes, an f16
+ * scale d first, and are addressed per block: the element offsets of a
+ * valid quantized view (strides, head_dim) are multiples of FASA_QBLOCK, so
+ * a row starts at byte (offset / 32) * block bytes. Byte arithmetic goes
+ * through fasa__bytes, element reads through fasa__load / fasa__row_to_f32;
+ * dequantized values d*q are exact in f32 (an 11-bit by <= 8-bit product). */
+#define FASA_QBLOCK 32
+#define FASA__N_DTYPES 5 /* FASA_DTYPE_F32 .. FASA_DTYPE_Q4_0 */
+
+static inline int fasa__dtype_known(int32_t dtype) { return dtype >= 0 && dtype < FASA__N_DTYPES; }
+static inline int fasa__dtype_quant(int32_t dtype)
+{
+    return dtype == FASA_DTYPE_Q8_0 || dtype == FASA_DTYPE_Q4_0;
+}
+/* Bytes per block of a quantized dtype (0 for the others). */
+static inline size_t fasa__qblock_bytes(int32_t dtype)
+{
+    return dtype == FASA_DTYPE_Q8_0 ? 34 : dtype == FASA_DTYPE_Q4_0 ? 18 : 0;
+}
+/* Bytes per element of F32/F16/BF16; 0 for block formats, which have no
+ * size per element (use fasa__bytes). */
 static inline size_t fasa__dtype_size(int32_t dtype)
 {
-    return dtype == FASA_DTYPE_F32 ? 4 : 2;
+    return dtype == FASA_DTYPE_F32 ? 4 : dtype == FASA_DTYPE_F16 || dtype == FASA_DTYPE_BF16 ? 2 : 0;
+}
+/* Bytes of n elements that start on a block boundary: the byte offset of
+ * element offset n, or the size of an n-element row (quantized: n is a
+ * multiple of FASA_QBLOCK in every valid use). The one place where element
+ * counts become bytes. */
+static inline size_t fasa__bytes(int32_t dtype, size_t n)
+{
+    if (fasa__dtype_quant(dtype))
+        return n / FASA_QBLOCK * fasa__qblock_bytes(dtype);
+    return n * fasa__dtype_size(dtype);
 }
 
-/* Element i of a buffer of the given dtype, as float. */
+/* The f16 scale of the quant block at b (any alignment), as float. */
+static inline float fasa__qscale(const unsigned char *b)
+{
+    uint16_t h;
+    memcpy(&h, b, sizeof h);
+    return fasa__f16_to_f32(h);
+}
+
+/* Element i of a row (or buffer) of the given dtype that starts at p (on
+ * a block boundary for block formats), as float. */
 static inline float fasa__load(const void *p, int32_t dtype, size_t i)
 {
     switch (dtype) {
     case FASA_DTYPE_F16: return fasa__f16_to_f32(((const uint16_t *)p)[i]);
     case FASA_DTYPE_BF16: return fasa__bf16_to_f32(((const uint16_t *)p)[i]);
+    case FASA_DTYPE_Q8_0: {
+        const unsigned char *b = (const unsigned char *)p + i / FASA_QBLOCK * 34;
+        return fasa__qscale(b) * (float)(int8_t)b[2 + i % FASA_QBLOCK];
+    }
+    case FASA_DTYPE_Q4_0: {
+        const unsigned char *b = (const unsigned char *)p + i / FASA_QBLOCK * 18;
+        unsigned j = (unsigned)(i % FASA_QBLOCK), byte = b[2 + (j & 15u)];
+        return fasa__qscale(b) * (float)((int)(j < 16 ? byte & 15u : byte >> 4) - 8);
+    }
     default: return ((const float *)p)[i];
     }
 }
+/* Store element i (F32/F16/BF16 only: outputs are never quantized). */
 static inline void fasa__store(void *p, int32_t dtype, size_t i, float x)
 {
     switch (dtype) {
@@ -176,11 +227,15 @@ static inline void fasa__store(void *p, int32_t dtype, size_t i, float x)
     }
 }
 
+/* dst[i] = element i of the row at p, i < n, exactly (f16/bf16 widened,
+ * quant blocks dequantized; n a multiple of FASA_QBLOCK for block
+ * formats). For the label cache and other per-row readers of K. */
+void fasa__row_to_f32(const void *row, int32_t dtype, size_t n, float *dst);
+
 /* Address of row (token, head) of a validated view. */
 static inline const void *fasa__row(const fasa_view *v, size_t token, size_t head)
 {
-    return (const char *)v->data +
-           (token * v->token_stride + head * v->head_stride) * fasa__dtype_size(v->dtype);
+    return (const char *)v->data + fasa__bytes(v->dtype, token * v->token_stride + head * v->head_stride);
 }
 
 /* --------------------------------------------------------- FC <-> dims */

@@ -12,7 +12,8 @@
 
 /* TIP from a strided key view: for j < n,
  *   out[j] = sum_{c < n_dims} w[c] * k[j*token_stride + dims[c]]
- * k points at token 0 of one KV head; fp32 accumulation. */
+ * k points at token 0 of one KV head; fp32 accumulation. Strides are in
+ * elements (block formats: multiples of FASA_QBLOCK, see fasa__bytes). */
 typedef void (*fasa__score_dims_fn)(const void *k, size_t token_stride, size_t n,
                                     const uint32_t *dims, size_t n_dims, const float *w,
                                     float *out);
@@ -24,7 +25,10 @@ typedef void (*fasa__score_dims_fn)(const void *k, size_t token_stride, size_t n
  *   m'[r] = max(m[r], s); acc[r] = acc[r]*exp(m[r]-m'[r]) + exp(s-m'[r]) v_j;
  *   l[r]  = l[r]*exp(m[r]-m'[r]) + exp(s-m'[r])
  * Callers start with m = -INFINITY, l = 0, acc = 0 and finish with
- * out = acc / l, lse = m + log(l). k / v point at token 0 of the KV head. */
+ * out = acc / l, lse = m + log(l). k / v point at token 0 of the KV head.
+ * K and V may be any fasa_dtype, block formats included (then head_dim,
+ * head_dim_v and the strides are multiples of FASA_QBLOCK; token j's row
+ * is at fasa__bytes(dtype, j * stride)): values are dequantized exactly. */
 typedef struct fasa__attn_job {
     const float *q;      /* [n_rows][q_stride], f32, pre-scaled */
     size_t n_rows;
@@ -136,9 +140,11 @@ typedef void (*fasa__lc_gather_fn)(const void *row, size_t row_stride, size_t d,
 typedef void (*fasa__lc_transpose_fn)(const void *stage, size_t ld, size_t rows, size_t m,
                                       size_t es, void *tile);
 
-/* The dispatch table of one CPU level. Arrays indexed by fasa_dtype. */
+/* The dispatch table of one CPU level. Arrays indexed by fasa_dtype
+ * (score_dims: every dtype a key view may have; the label-cache slots:
+ * the label dtypes F32/F16/BF16). */
 typedef struct fasa__kernels {
-    fasa__score_dims_fn score_dims[3];
+    fasa__score_dims_fn score_dims[FASA__N_DTYPES];
     fasa__attn_fn attn;
     fasa__topk_fn topk;
     fasa__score_labels_fn score_labels[3];
@@ -157,6 +163,10 @@ void fasa__score_dims_f32_ref(const void *k, size_t token_stride, size_t n, cons
 void fasa__score_dims_f16_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
                               size_t n_dims, const float *w, float *out);
 void fasa__score_dims_bf16_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
+                               size_t n_dims, const float *w, float *out);
+void fasa__score_dims_q8_0_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
+                               size_t n_dims, const float *w, float *out);
+void fasa__score_dims_q4_0_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
                                size_t n_dims, const float *w, float *out);
 void fasa__attn_ref(const fasa__attn_job *job);
 void fasa__topk_ref(const float *s, size_t n, size_t k, uint32_t *out, void *scratch);

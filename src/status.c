@@ -36,7 +36,7 @@ static const status_text status_table[] = {
     {"FASA_ERR_CHECKSUM", "profile file checksum mismatch"},
     {"FASA_ERR_BAD_STATE", "object used in the wrong state"},
     {"FASA_ERR_UNSUPPORTED", "valid request this build cannot serve"},
-    {"FASA_ERR_MISALIGNED", "pointer alignment requirement not met"},
+    {"FASA_ERR_MISALIGNED", "pointer or quant-block alignment requirement not met"},
 };
 
 static const status_text *lookup(fasa_status status)

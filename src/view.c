@@ -35,6 +35,34 @@ static int last_offset(const fasa_view *v, size_t *off)
     return 1;
 }
 
+static const char *quant_name(int32_t dtype) { return dtype == FASA_DTYPE_Q8_0 ? "Q8_0" : "Q4_0"; }
+
+/* The rules of quantized views (fasa.h): K and V only (the view's name is
+ * its role: "q" and "out" are refused), whole blocks per row, rows on
+ * block boundaries. */
+static fasa_status check_quant(fasa_ctx *ctx, const fasa_view *v, const char *name)
+{
+    if (strcmp(name, "q") == 0 || strcmp(name, "out") == 0)
+        return fasa__fail(ctx, FASA_ERR_BAD_DTYPE,
+                          "%s: dtype %s is a quantized KV-cache format; only k and v views may "
+                          "be quantized (%s must be F32, F16 or BF16)",
+                          name, quant_name(v->dtype), name);
+    const char *what = NULL;
+    size_t val = 0;
+    if (v->head_dim % FASA_QBLOCK != 0)
+        what = "head_dim", val = v->head_dim;
+    else if (v->n_tokens > 1 && v->token_stride % FASA_QBLOCK != 0)
+        what = "token_stride", val = v->token_stride;
+    else if (v->n_heads > 1 && v->head_stride % FASA_QBLOCK != 0)
+        what = "head_stride", val = v->head_stride;
+    if (what != NULL)
+        return fasa__fail(ctx, FASA_ERR_MISALIGNED,
+                          "%s: misaligned quant blocks: %s %zu is not a multiple of the "
+                          "%d-element %s block",
+                          name, what, val, FASA_QBLOCK, quant_name(v->dtype));
+    return FASA_OK;
+}
+
 fasa_status fasa__check_view(fasa_ctx *ctx, const fasa_view *v, const char *name)
 {
     return fasa__check_view_ex(ctx, v, name, 1);
@@ -52,17 +80,19 @@ fasa_status fasa__check_view_ex(fasa_ctx *ctx, const fasa_view *v, const char *n
                           (int)v->kind);
     if (v->data == NULL && need_data)
         return fasa__fail(ctx, FASA_ERR_NULL_POINTER, "%s: data is NULL", name);
-    if (v->dtype != FASA_DTYPE_F32 && v->dtype != FASA_DTYPE_F16 && v->dtype != FASA_DTYPE_BF16)
+    if (!fasa__dtype_known(v->dtype))
         return fasa__fail(ctx, FASA_ERR_BAD_DTYPE, "%s: unknown dtype %d", name, (int)v->dtype);
     if (v->n_tokens == 0 || v->n_heads == 0 || v->head_dim == 0)
         return fasa__fail(ctx, FASA_ERR_ZERO_SIZE,
                           "%s: n_tokens %zu, n_heads %zu, head_dim %zu must all be > 0", name,
                           v->n_tokens, v->n_heads, v->head_dim);
+    if (fasa__dtype_quant(v->dtype) && (st = check_quant(ctx, v, name)) != FASA_OK)
+        return st;
 
     size_t off, bytes;
     if (!last_offset(v, &off) || !fasa__add_ok(off, 1, &bytes) ||
-        !fasa__mul_ok(bytes, fasa__dtype_size(v->dtype), &bytes) || bytes > (size_t)PTRDIFF_MAX ||
-        (uintptr_t)v->data > UINTPTR_MAX - bytes)
+        !fasa__mul_ok(bytes, fasa__dtype_quant(v->dtype) ? 2 : fasa__dtype_size(v->dtype), &bytes) ||
+        bytes > (size_t)PTRDIFF_MAX || (uintptr_t)v->data > UINTPTR_MAX - bytes)
         return fasa__fail(ctx, FASA_ERR_OVERFLOW,
                           "%s: extent of %zu tokens x token_stride %zu + %zu heads x head_stride "
                           "%zu + head_dim %zu overflows",
@@ -117,7 +147,7 @@ void fasa__view_span(const fasa_view *v, const char **begin, const char **end)
     size_t off = 0;
     last_offset(v, &off);
     *begin = (const char *)v->data;
-    *end = *begin + (off + 1) * fasa__dtype_size(v->dtype);
+    *end = *begin + fasa__bytes(v->dtype, off + 1);
 }
 
 int fasa__span_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)

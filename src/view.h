@@ -6,10 +6,13 @@
 #ifndef FASA_VIEW_H
 #define FASA_VIEW_H
 
-/* Validate one view. `name` ("q", "k", "v", "out") prefixes the message.
- * Checks: non-NULL, struct_size, kind 0, known dtype, sizes > 0, extent
- * (last element offset) fits size_t and the byte size fits, rows of distinct
- * (token, head) do not overlap. */
+/* Validate one view. `name` ("q", "k", "v", "out") prefixes the message
+ * and is the view's role: quantized dtypes are refused for "q" and "out"
+ * (FASA_ERR_BAD_DTYPE). Checks: non-NULL, struct_size, kind 0, known dtype,
+ * sizes > 0, quantized: head_dim and strides of dimensions > 1 multiples
+ * of FASA_QBLOCK (FASA_ERR_MISALIGNED), extent (last element offset) fits
+ * size_t and the byte size fits, rows of distinct (token, head) do not
+ * overlap. */
 fasa_status fasa__check_view(fasa_ctx *ctx, const fasa_view *v, const char *name);
 /* The same; with need_data = 0 a NULL data pointer is accepted (a plan's
  * view whose data comes at execution). */

@@ -4,7 +4,10 @@
  *
  * Tolerances: |out - ref| <= 2e-5 * max|v| (+ half an ulp of the output
  * dtype for f16/bf16 outputs); the reference reads the same rounded
- * f16/bf16 inputs. lse: |lse - ref| <= 1e-5 * max(1, |ref|).
+ * f16/bf16 inputs and the same decoded Q8_0/Q4_0 values (exact in f32).
+ * lse: |lse - ref| <= 1e-5 * max(1, |ref|).
+ * Also: a label cache built from Q8_0/Q4_0 K equals one built from the
+ * dequantized K in f32 (same selections and scores).
  */
 #include "ref_double.h"
 #include "util.h"
@@ -127,8 +130,10 @@ static void random_case(acase *c)
     c->t = test_rand_range(0, 4) ? test_rand_range(1, 200) : test_rand_range(201, 2000);
     c->n_q = test_rand_range(0, 2) == 0 ? test_rand_range(1, c->t < 4 ? c->t : 4) : 1;
     c->qdt = (int)test_rand_range(0, 2);
-    c->kdt = (int)test_rand_range(0, 2);
-    c->vdt = (int)test_rand_range(0, 2);
+    c->kdt = (int)test_rand_range(0, 4); /* K and V may be Q8_0 / Q4_0 */
+    c->vdt = (int)test_rand_range(0, 4);
+    if (test_dtype_quant(c->vdt) && c->dv % 32 != 0)
+        c->dv = 64;
     c->odt = (int)test_rand_range(0, 2);
     c->qlay = (int)test_rand_range(0, TEST_LAYOUT_COUNT - 1);
     c->klay = (int)test_rand_range(0, TEST_LAYOUT_COUNT - 1);
@@ -334,6 +339,77 @@ static void case_scale_default(fasa_ctx *ctx)
     data_free(&a);
 }
 
+/* fasa_predict_cached over a label cache built from quantized K gives the
+ * same indices and scores as over one built from the dequantized K in f32
+ * (the labels are the same f32 values rounded to f16 either way). */
+static void case_label_cache_quant(int kdt)
+{
+    const size_t hq = 8, hkv = 2, d = 128, t = 700, n_fc = 8;
+    fasa_model_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.struct_size = sizeof sh;
+    sh.n_layers = 1;
+    sh.n_q_heads = hq;
+    sh.n_kv_heads = hkv;
+    sh.head_dim = d;
+    sh.pair_layout = FASA_PAIRS_HALF;
+    uint32_t *fcs = test_random_fcs(1, hq, n_fc, d);
+    fasa_profile *prof = NULL;
+    if (!CHECK_STATUS(fasa_profile_create(&sh, fcs, n_fc, NULL, &prof), FASA_OK)) {
+        free(fcs);
+        return;
+    }
+    test_tensor q, kq, kf;
+    test_tensor_make(&q, FASA_DTYPE_F32, 1, hq, d, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&kq, kdt, t, hkv, d, TEST_LAYOUT_TOKEN_PADDED, TEST_PLAIN);
+    test_tensor_make(&kf, FASA_DTYPE_F32, t, hkv, d, TEST_LAYOUT_HEAD_MAJOR, TEST_PLAIN);
+    test_tensor_randn(&q, 1.0);
+    test_tensor_randn(&kq, 1.0);
+    for (size_t j = 0; j < t; j++)
+        for (size_t g = 0; g < hkv; g++)
+            for (size_t i = 0; i < d; i++)
+                test_tensor_set(&kf, j, g, i, test_tensor_get(&kq, j, g, i));
+    size_t stride = 0, ws = 0, bytes = 0;
+    fasa_predict_max_selected(100.0, t, &stride);
+    fasa_predict_workspace_size(NULL, prof, &q.view, t, FASA_GQA_PER_HEAD, &ws);
+    fasa_label_cache_size(prof, 0, FASA_GQA_PER_HEAD, FASA_DTYPE_F16, t, &bytes);
+    void *w = test_xmalloc(ws), *m[2];
+    uint32_t *idx[2], *cnt[2];
+    float *sc[2];
+    int ok = 1;
+    for (int x = 0; x < 2; x++) {
+        fasa_label_cache *c = NULL;
+        m[x] = test_xmalloc(bytes);
+        idx[x] = test_xmalloc(hq * stride * sizeof(uint32_t));
+        cnt[x] = test_xmalloc(hq * sizeof(uint32_t));
+        sc[x] = test_xmalloc(hq * t * sizeof(float));
+        ok &= CHECK_STATUS(fasa_label_cache_init(m[x], bytes, prof, 0, FASA_GQA_PER_HEAD,
+                                                 FASA_DTYPE_F16, t, &c),
+                           FASA_OK) &&
+              CHECK_STATUS(fasa_label_cache_build(c, x ? &kf.view : &kq.view), FASA_OK) &&
+              CHECK_STATUS(fasa_predict_cached(NULL, prof, 0, FASA_GQA_PER_HEAD, &q.view, c, 100.0,
+                                               idx[x], stride, cnt[x], sc[x], w, ws),
+                           FASA_OK);
+    }
+    if (ok)
+        CHECKF(memcmp(cnt[0], cnt[1], hq * sizeof(uint32_t)) == 0 &&
+                   memcmp(idx[0], idx[1], hq * stride * sizeof(uint32_t)) == 0 &&
+                   memcmp(sc[0], sc[1], hq * t * sizeof(float)) == 0,
+               "label cache from %s K differs from the dequantized f32 K", test_dtype_name(kdt));
+    for (int x = 0; x < 2; x++) {
+        free(m[x]);
+        free(idx[x]);
+        free(cnt[x]);
+        free(sc[x]);
+    }
+    free(w);
+    free(fcs);
+    test_tensor_free(&q);
+    test_tensor_free(&kq);
+    test_tensor_free(&kf);
+    fasa_profile_destroy(prof);
+}
+
 int main(void)
 {
     test_init("test_attend");
@@ -360,6 +436,8 @@ int main(void)
     for (int r = 0; r < 20; r++)
         case_merge(ctx);
     case_scale_default(ctx);
+    case_label_cache_quant(FASA_DTYPE_Q8_0);
+    case_label_cache_quant(FASA_DTYPE_Q4_0);
     fasa_ctx_destroy(ctx);
     return test_summary();
 }

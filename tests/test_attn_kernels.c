@@ -5,8 +5,11 @@
  *
  * Cases: n = 0, 1, 15, 16, 17, 63, 64, 65, 1000 tokens; head_dim 64, 80,
  * 128, 256 and tail sizes (36, 20); head_dim_v != head_dim; 1..8, 16 and 17
- * rows (17 > the kernels' 16-row pass); index lists and ranges; all nine
- * (K dtype, V dtype) pairs; pointers offset by one element; a fresh state
+ * rows (17 > the kernels' 16-row pass); index lists and ranges; all 25
+ * (K dtype, V dtype) pairs of F32/F16/BF16/Q8_0/Q4_0 (block formats: head
+ * dims 32..256, rows padded by whole blocks); pointers offset by one
+ * element (block formats: one byte, so scales and quants are read at odd
+ * addresses); a fresh state
  * and a state carried over from a first half of the tokens (exercises the
  * rescale of an existing acc); very spread logits (exp underflow).
  * Tolerance on out = acc / l: 1e-5 * max|v| * (1 + log2 n), and on
@@ -72,6 +75,20 @@ typedef struct buf {
 static void buf_make(buf *b, int dtype, size_t n_tok, size_t stride, size_t dim, size_t offset,
                      double scale)
 {
+    if (test_dtype_quant(dtype)) { /* offset in bytes; rows quantized whole */
+        size_t bytes = test_dtype_bytes(dtype, n_tok ? (n_tok - 1) * stride + dim : 32) + offset;
+        b->mem = test_xmalloc(bytes);
+        memset(b->mem, 0xff, bytes); /* NaN scales in the padding */
+        b->data = (char *)b->mem + offset;
+        float *row = test_xmalloc(dim * sizeof(float));
+        for (size_t t = 0; t < n_tok; t++) {
+            for (size_t i = 0; i < dim; i++)
+                row[i] = (float)(scale * test_rand_normal());
+            test_quantize_row(dtype, row, dim, (char *)b->data + test_dtype_bytes(dtype, t * stride));
+        }
+        free(row);
+        return;
+    }
     size_t es = fasa__dtype_size(dtype);
     size_t elems = (n_tok ? (n_tok - 1) * stride + dim : 1) + offset;
     b->mem = test_xmalloc(elems * es);
@@ -127,7 +144,9 @@ static void run_case(const kern *kn, const cfg *c)
 {
     const size_t t_all = c->use_idx ? c->n * 3 + 5 : c->n + 7; /* cache tokens */
     const size_t off = c->misalign ? 1 : 0;
-    const size_t kstride = c->d + 3, vstride = c->dv + 5, qs = c->d + 1, accs = c->dv + 2;
+    const size_t kstride = c->d + (test_dtype_quant(c->kdt) ? 32 : 3);
+    const size_t vstride = c->dv + (test_dtype_quant(c->vdt) ? 64 : 5);
+    const size_t qs = c->d + 1, accs = c->dv + 2;
     buf k, v, q;
     buf_make(&k, c->kdt, t_all, kstride, c->d, off, 1.0);
     buf_make(&v, c->vdt, t_all, vstride, c->dv, off, 1.0);
@@ -238,18 +257,26 @@ static void test_kernel(const kern *kn)
 {
     static const size_t sizes[] = {0, 1, 15, 16, 17, 63, 64, 65, 1000};
     static const size_t dims[] = {64, 80, 128, 256, 36, 20};
+    static const size_t qdims[] = {64, 96, 128, 256, 32, 160}; /* whole blocks */
     static const size_t rows[] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 17};
     size_t ci = 0;
-    for (int kdt = 0; kdt < 3; kdt++)
-        for (int vdt = 0; vdt < 3; vdt++)
+    for (int kdt = 0; kdt < 5; kdt++)
+        for (int vdt = 0; vdt < 5; vdt++)
             for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+                /* pairs with a block format: one case per size (the
+                 * options still vary with ci), to keep valgrind short */
                 for (int rep = 0; rep < 3; rep++, ci++) {
+                    const int quant = test_dtype_quant(kdt) || test_dtype_quant(vdt);
+                    if (quant && rep != (int)(si % 3))
+                        continue;
                     cfg c;
                     c.kdt = kdt;
                     c.vdt = vdt;
                     c.n = sizes[si];
-                    c.d = dims[ci % 6];
+                    c.d = quant ? qdims[ci % 6] : dims[ci % 6];
                     c.dv = (ci % 5 == 3) ? c.d / 2 + 4 : c.d;
+                    if (test_dtype_quant(vdt)) /* whole blocks: 32 .. 128 */
+                        c.dv = (ci % 5 == 3) ? (c.d / 2 + 31) / 32 * 32 : c.d;
                     c.rows = rows[(ci * 7 + si) % 10];
                     if (c.n == 1000 && c.rows > 8) /* keep the run short */
                         c.rows = 4;
@@ -259,13 +286,16 @@ static void test_kernel(const kern *kn)
                     c.qscale = (ci % 11 == 5) ? 60.0 : 3.0;
                     run_case(kn, &c);
                 }
-    /* every row count x the main head dims, one mid size */
-    for (size_t d = 0; d < 4; d++)
-        for (size_t ri = 0; ri < 10; ri++) {
-            cfg c = {FASA_DTYPE_F16, FASA_DTYPE_F16, 65, dims[d], dims[d], rows[ri],
-                     (int)(ri & 1), (int)(d & 1), (int)(ri % 3 == 0), 3.0};
-            run_case(kn, &c);
-        }
+    /* every row count x the main head dims, one mid size; f16 and q8_0 */
+    static const int eq[2] = {FASA_DTYPE_F16, FASA_DTYPE_Q8_0};
+    for (int e = 0; e < 2; e++)
+        for (size_t d = 0; d < 4; d++)
+            for (size_t ri = 0; ri < 10; ri++) {
+                size_t dd = e ? qdims[d] : dims[d];
+                cfg c = {eq[e], eq[e], 65, dd, dd, rows[ri], (int)(ri & 1), (int)(d & 1),
+                         (int)(ri % 3 == 0), 3.0};
+                run_case(kn, &c);
+            }
 }
 
 /* ---------------------------------------------------------------- exp */
@@ -460,11 +490,15 @@ static void check_threads_case(size_t n_q, size_t t, size_t hq, size_t hkv, size
         }
     }
     double vmax = 5.5; /* N(0,1) values over a few thousand draws */
-    CHECKF(worst <= 1e-5 * vmax * (1.0 + log2((double)t)) || kv_dtype != FASA_DTYPE_F32,
-           "n_q=%zu t=%zu mode=%d: max abs error %.3g vs double", n_q, t, mode, worst);
-    if (kv_dtype == FASA_DTYPE_F32)
-        test_note("threads n_q=%zu t=%zu mode=%d: max abs error %.3g vs double, threads 1-4 %s",
-                  n_q, t, mode, worst, identical ? "bit-identical" : "DIFFERENT");
+    /* block formats decode exactly in f32: the f32 bound holds for them too */
+    const int exact = kv_dtype == FASA_DTYPE_F32 || test_dtype_quant(kv_dtype);
+    CHECKF(worst <= 1e-5 * vmax * (1.0 + log2((double)t)) || !exact,
+           "%s n_q=%zu t=%zu mode=%d: max abs error %.3g vs double", test_dtype_name(kv_dtype),
+           n_q, t, mode, worst);
+    if (exact)
+        test_note("threads %s n_q=%zu t=%zu mode=%d: max abs error %.3g vs double, threads 1-4 %s",
+                  test_dtype_name(kv_dtype), n_q, t, mode, worst,
+                  identical ? "bit-identical" : "DIFFERENT");
     (void)ok_all;
     free(want);
     free(all);
@@ -561,6 +595,11 @@ static void check_threads(void)
     check_threads_case(1, 6000, 8, 2, 64, FASA_GQA_GROUP_SHARED, 2500, FASA_DTYPE_BF16);
     check_threads_case(1, 6000, 8, 2, 64, FASA_GQA_GROUP_SHARED, 256, FASA_DTYPE_F32);
     check_threads_case(3, 3000, 8, 2, 64, FASA_GQA_PER_HEAD, 1500, FASA_DTYPE_F32);
+    check_threads_case(1, 5000, 8, 2, 64, -1, 0, FASA_DTYPE_Q8_0);              /* quantized */
+    check_threads_case(1, 3000, 8, 2, 128, -1, 0, FASA_DTYPE_Q4_0);
+    check_threads_case(20, 2100, 4, 2, 64, -1, 0, FASA_DTYPE_Q8_0);
+    check_threads_case(1, 6000, 8, 2, 64, FASA_GQA_GROUP_SHARED, 2500, FASA_DTYPE_Q4_0);
+    check_threads_case(2, 3000, 8, 2, 96, FASA_GQA_PER_HEAD, 1500, FASA_DTYPE_Q8_0);
 }
 
 int main(void)

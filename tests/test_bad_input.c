@@ -39,6 +39,7 @@ typedef struct args {
 
 /* the fixture: valid arguments every case starts from */
 static test_tensor g_q, g_k, g_v, g_out, g_qbad;
+static test_tensor g_kq, g_vq, g_qq, g_oq; /* Q8_0 k / Q4_0 v, quantized q / out */
 static fasa_profile *g_prof, *g_prof_d128, *g_prof_hq8;
 static uint32_t *g_pidx, *g_pcnt, *g_aidx, *g_acnt, *g_aidx2, *g_acnt2;
 static float *g_scores, *g_lse;
@@ -52,9 +53,9 @@ typedef struct region {
     size_t n;
 } region;
 
-static region g_regions[16];
+static region g_regions[24];
 static size_t g_n_regions;
-static unsigned char *g_snap[16];
+static unsigned char *g_snap[24];
 
 static void add_region(void *p, size_t n) { g_regions[g_n_regions++] = (region){p, n}; }
 
@@ -197,8 +198,20 @@ static void setup(void)
     test_note("workspace bytes: predict %zu, attend %zu, dense %zu, decode_step %zu", w[0], w[1],
               w[2], w[3]);
 
+    test_tensor_make(&g_kq, FASA_DTYPE_Q8_0, T, HKV, D, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&g_vq, FASA_DTYPE_Q4_0, T, HKV, D, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&g_qq, FASA_DTYPE_Q8_0, NQ, HQ, D, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_make(&g_oq, FASA_DTYPE_Q4_0, NQ, HQ, D, TEST_LAYOUT_TOKEN_MAJOR, TEST_PLAIN);
+    test_tensor_randn(&g_kq, 1.0);
+    test_tensor_randn(&g_vq, 1.0);
+    test_tensor_randn(&g_qq, 1.0);
+
     add_region(g_q.mem, g_q.bytes);
     add_region(g_qbad.mem, g_qbad.bytes);
+    add_region(g_kq.mem, g_kq.bytes);
+    add_region(g_vq.mem, g_vq.bytes);
+    add_region(g_qq.mem, g_qq.bytes);
+    add_region(g_oq.mem, g_oq.bytes);
     add_region(g_k.mem, g_k.bytes);
     add_region(g_v.mem, g_v.bytes);
     add_region(g_out.mem, g_out.bytes);
@@ -452,6 +465,76 @@ static void nan_in_v(void)
     test_tensor_free(&v);
 }
 
+/* Quantized views: K and V only, whole blocks. Quantized q or out is
+ * BAD_DTYPE, a K/V stride off the 32-element block MISALIGNED, for every
+ * entry point and the label-cache build; quantized K and V themselves run. */
+static void quant_cases(void)
+{
+    args a;
+    char name[160];
+    static const char *const ops[] = {"predict", "attend", "dense", "decode_step"};
+    for (int op = OP_PREDICT; op <= OP_DECODE; op++) {
+        base(&a, op);
+        fix(&a);
+        a.kv = g_kq.view;
+        a.vv = g_vq.view;
+        fasa_status st = call(&a); /* writes its outputs: not through run() */
+        CHECKF(st == FASA_OK, "%s: k Q8_0, v Q4_0 (valid): %s (%s)", ops[op], fasa_status_name(st),
+               fasa_ctx_last_error(g_ctx));
+
+        base(&a, op);
+        fix(&a);
+        a.qv = g_qq.view;
+        snprintf(name, sizeof name, "%s: q Q8_0", ops[op]);
+        run(name, &a, FASA_ERR_BAD_DTYPE, FASA_ERR_BAD_DTYPE);
+        CHECKF(strstr(fasa_ctx_last_error(g_ctx), "q: dtype Q8_0") != NULL, "%s: message '%s'",
+               name, fasa_ctx_last_error(g_ctx));
+
+        base(&a, op);
+        fix(&a);
+        a.kv = g_kq.view;
+        a.kv.token_stride = HKV * D + 16;
+        snprintf(name, sizeof name, "%s: k Q8_0 token_stride off the block", ops[op]);
+        run(name, &a, FASA_ERR_MISALIGNED, FASA_ERR_MISALIGNED);
+        CHECKF(strstr(fasa_ctx_last_error(g_ctx), "k: misaligned quant blocks: token_stride 144") !=
+                   NULL,
+               "%s: message '%s'", name, fasa_ctx_last_error(g_ctx));
+        if (op == OP_PREDICT)
+            continue;
+        base(&a, op);
+        fix(&a);
+        a.ov = g_oq.view;
+        snprintf(name, sizeof name, "%s: out Q4_0", ops[op]);
+        run(name, &a, FASA_ERR_BAD_DTYPE, FASA_ERR_BAD_DTYPE);
+        CHECKF(strstr(fasa_ctx_last_error(g_ctx), "out: dtype Q4_0") != NULL, "%s: message '%s'",
+               name, fasa_ctx_last_error(g_ctx));
+
+        base(&a, op);
+        fix(&a);
+        a.vv = g_vq.view;
+        a.vv.head_stride = D + 8;
+        a.vv.token_stride = HKV * (D + 8);
+        snprintf(name, sizeof name, "%s: v Q4_0 head_stride off the block", ops[op]);
+        run(name, &a, FASA_ERR_MISALIGNED, FASA_ERR_MISALIGNED);
+    }
+    /* label cache: built from quantized K, refused off the block */
+    size_t bytes = 0;
+    CHECK_STATUS(fasa_label_cache_size(g_prof, 1, FASA_GQA_PER_HEAD, FASA_DTYPE_F16, T, &bytes),
+                 FASA_OK);
+    void *mem = test_xmalloc(bytes);
+    fasa_label_cache *c = NULL;
+    if (CHECK_STATUS(fasa_label_cache_init(mem, bytes, g_prof, 1, FASA_GQA_PER_HEAD, FASA_DTYPE_F16,
+                                           T, &c),
+                     FASA_OK)) {
+        CHECK_STATUS(fasa_label_cache_build(c, &g_kq.view), FASA_OK);
+        fasa_view k = g_kq.view;
+        k.head_stride = D + 16;
+        k.token_stride = HKV * (D + 16);
+        CHECK_STATUS(fasa_label_cache_build(c, &k), FASA_ERR_MISALIGNED);
+    }
+    free(mem);
+}
+
 int main(void)
 {
     test_init("test_bad_input");
@@ -460,6 +543,7 @@ int main(void)
     predict_cases();
     attend_cases();
     misc_cases();
+    quant_cases();
     nan_in_v();
     test_note("%zu named error cases (%zu accept either of two statuses)", g_cases, g_either);
     CHECK(g_cases >= 40);

@@ -216,6 +216,23 @@ static void test_score_labels(const entry *e, const entry *ref)
             }
 }
 
+/* n*d elements of dtype dt at p, N(0,1) (block formats: quantized rows). */
+static void fill_kv(void *p, int dt, size_t n, size_t d)
+{
+    if (!test_dtype_quant(dt)) {
+        for (size_t i = 0; i < n * d; i++)
+            put(p, dt, i, (float)test_rand_normal());
+        return;
+    }
+    float *row = test_xmalloc(d * sizeof(float));
+    for (size_t t = 0; t < n; t++) {
+        for (size_t i = 0; i < d; i++)
+            row[i] = (float)test_rand_normal();
+        test_quantize_row(dt, row, d, (char *)p + test_dtype_bytes(dt, t * d));
+    }
+    free(row);
+}
+
 /* --------------------------------------------------------- score_dims */
 
 static void test_score_dims(const entry *e, const entry *ref)
@@ -248,6 +265,44 @@ static void test_score_dims(const entry *e, const entry *ref)
         }
         CHECKF(bad == 0, "%s: n %zu: %zu mismatches", e->name, n, bad);
         free(b1), free(b2), free(b3), free(b4);
+    }
+}
+
+/* The score_dims references of the block formats (the only score_dims
+ * kernels of those dtypes) against double sums over the decoded values,
+ * strided rows of whole blocks, any dims. */
+static void test_score_dims_quant(const entry *e, const entry *ref)
+{
+    (void)ref;
+    {
+        const int dt = dtype_of(e);
+        fasa__score_dims_fn f = (fasa__score_dims_fn)e->fn;
+        for (size_t si = 0; si < N_SIZES + 2; si++) {
+            size_t n = pick_size(si), d = 128, ts = 4 * 128 + 32, nd = 32;
+            uint32_t dims[32];
+            for (size_t c = 0; c < nd; c++)
+                dims[c] = (uint32_t)((c * 37 + 5) % d);
+            void *b1, *b2, *b3;
+            char *k = buf(test_dtype_bytes(dt, n * ts + d), 1, &b1); /* odd address */
+            float *w = buf(nd * 4, 4, &b2), *o = buf((n + 1) * 4, 4, &b3);
+            fill_kv(k, dt, n, ts);
+            for (size_t c = 0; c < nd; c++)
+                w[c] = (float)test_rand_normal();
+            o[n] = -7.0f;
+            f(k, ts, n, dims, nd, w, o);
+            size_t bad = o[n] != -7.0f;
+            for (size_t j = 0; j < n; j++) {
+                double want = 0, mag = 0;
+                for (size_t c = 0; c < nd; c++) {
+                    double x = test_load(k, dt, j * ts + dims[c]);
+                    want += (double)w[c] * x;
+                    mag += fabs((double)w[c] * x);
+                }
+                bad += !(fabs(want - o[j]) <= 2e-6 * mag + 1e-30);
+            }
+            CHECKF(bad == 0, "score_dims %s: n %zu: %zu mismatches", test_dtype_name(dt), n, bad);
+            free(b1), free(b2), free(b3);
+        }
     }
 }
 
@@ -499,19 +554,19 @@ static void test_topk(const entry *e, int hinted)
 
 static void test_attn(const entry *e, const entry *ref)
 {
-    static const int dts[3] = {FASA_DTYPE_F32, FASA_DTYPE_F16, FASA_DTYPE_BF16};
-    for (int kd = 0; kd < 3; kd++)
+    static const int dts[5] = {FASA_DTYPE_F32, FASA_DTYPE_F16, FASA_DTYPE_BF16, FASA_DTYPE_Q8_0,
+                               FASA_DTYPE_Q4_0};
+    for (int kd = 0; kd < 5; kd++)
         for (size_t si = 0; si < N_SIZES + 1; si++)
             for (size_t rows = 1; rows <= 4; rows += 3) {
-                size_t n = pick_size(si), d = 128, t = n + 5, es = test_dtype_size(dts[kd]);
+                size_t n = pick_size(si), d = 128, t = n + 5;
                 void *bk, *bv, *bq, *bi, *bs[2];
-                char *k = buf(t * d * es, 4, &bk), *v = buf(t * d * es, 4, &bv);
+                char *k = buf(test_dtype_bytes(dts[kd], t * d), 4, &bk);
+                char *v = buf(test_dtype_bytes(dts[kd], t * d), 4, &bv);
                 float *q = buf(rows * d * 4, 4, &bq);
                 uint32_t *idx = buf((n + 1) * 4, 4, &bi);
-                for (size_t i = 0; i < t * d; i++) {
-                    put(k, dts[kd], i, (float)test_rand_normal());
-                    put(v, dts[kd], i, (float)test_rand_normal());
-                }
+                fill_kv(k, dts[kd], t, d);
+                fill_kv(v, dts[kd], t, d);
                 for (size_t i = 0; i < rows * d; i++)
                     q[i] = (float)(test_rand_normal() * 0.1);
                 for (size_t i = 0, j = 0; i < n; i++, j += 1 + (test_rand_u64() % 4 == 0))
@@ -525,9 +580,14 @@ static void test_attn(const entry *e, const entry *ref)
                         for (size_t r = 0; r < rows; r++)
                             m[r] = -INFINITY, l[r] = 0.0f;
                         memset(acc, 0, rows * d * 4);
-                        fasa__attn_job job = {q, rows, d, k, d, dts[kd], v, d, dts[kd], d, d,
-                                              use_idx ? idx : NULL, 2, n, m, l, acc, d,
-                                              NULL, NULL, 0, 0, 0, 0, 0};
+                        fasa__attn_job job;
+                        memset(&job, 0, sizeof job);
+                        job.q = q, job.n_rows = rows, job.q_stride = d;
+                        job.k = k, job.k_stride = d, job.k_dtype = dts[kd];
+                        job.v = v, job.v_stride = d, job.v_dtype = dts[kd];
+                        job.head_dim = job.head_dim_v = d;
+                        job.idx = use_idx ? idx : NULL, job.first = 2, job.n = n;
+                        job.m = m, job.l = l, job.acc = acc, job.acc_stride = d;
                         if (!use_idx && n + 2 > t)
                             job.n = t - 2;
                         if (x) { /* the prefetch hint must not change results */
@@ -536,7 +596,7 @@ static void test_attn(const entry *e, const entry *ref)
                             job.pf_n = t < 16 ? t : 16;
                             /* span form (dense decode over packed rows):
                              * the whole buffer as 16 spans */
-                            const size_t span = t * d * fasa__dtype_size(dts[kd]) / 16;
+                            const size_t span = fasa__bytes(dts[kd], t * d) / 16;
                             if (use_idx && span > 0) {
                                 job.pf_n = 16;
                                 job.pf_kst = job.pf_kspan = span;
@@ -624,6 +684,7 @@ static const struct family {
     {"convert", test_convert, 1, 0},           {"topk", test_topk_plain, 1, 0},
     {"topk_hint", test_topk_hinted, 1, 1},     {"attn", test_attn, 0, 0},
     {"lc_gather", test_lc_gather, 1, 1},       {"lc_transpose", test_lc_transpose, 1, 1},
+    {"score_dims_quant", test_score_dims_quant, 0, 0},
 };
 
 static const struct family *family_of(const entry *e)
@@ -656,7 +717,8 @@ int main(int argc, char **argv)
                s ? s : "(null)");
         const struct family *fam = family_of(&registry[i]);
         CHECKF(registry[i].info == NULL || fam != NULL, "%s: op %s: no test family '%s'",
-               registry[i].name, registry[i].op, registry[i].info->family);
+               registry[i].name, registry[i].op,
+               registry[i].info ? registry[i].info->family : "(no FASA_OP line)");
         CHECKF(fam == NULL || !fam->exact || registry[i].tol == 0.0,
                "%s: family %s compares bit for bit, but the registry gives tol %g",
                registry[i].name, fam ? fam->name : "?", registry[i].tol);

@@ -1,6 +1,7 @@
 /*
  * test_views.c - fasa_view_make and fasa_view_validate: the real cache
- * layouts are accepted, every malformed view is rejected with its status.
+ * layouts are accepted, every malformed view is rejected with its status;
+ * quantized (Q8_0 / Q4_0) views follow the block alignment rule.
  */
 #include "util.h"
 
@@ -95,8 +96,8 @@ static void test_reject(fasa_ctx *ctx)
     /* the header reserves kind values without naming the status */
     expect(ctx, "kind 1", &v, FASA_ERR_INVALID_ARGUMENT, FASA_ERR_UNSUPPORTED);
     v = mk(FASA_DTYPE_F32, t, h, d, h * d, d);
-    v.dtype = 3;
-    expect(ctx, "dtype 3", &v, FASA_ERR_BAD_DTYPE, FASA_ERR_BAD_DTYPE);
+    v.dtype = 5;
+    expect(ctx, "dtype 5", &v, FASA_ERR_BAD_DTYPE, FASA_ERR_BAD_DTYPE);
     v.dtype = -1;
     expect(ctx, "dtype -1", &v, FASA_ERR_BAD_DTYPE, FASA_ERR_BAD_DTYPE);
     v = mk(FASA_DTYPE_F32, 0, h, d, h * d, d);
@@ -129,6 +130,49 @@ static void test_reject(fasa_ctx *ctx)
     expect(ctx, "huge token_stride", &v, FASA_ERR_OVERFLOW, FASA_ERR_OVERFLOW);
 }
 
+/* Quantized views: llama.cpp's q8_0 / q4_0 caches are accepted; head_dim
+ * or a stride of a dimension > 1 off the 32-element block is MISALIGNED,
+ * with a message naming the field and its value. */
+static void test_quant(fasa_ctx *ctx)
+{
+    const size_t t = 100, h = 8, d = 128, max_t = 4096;
+    fasa_view v;
+    for (int dt = FASA_DTYPE_Q8_0; dt <= FASA_DTYPE_Q4_0; dt++) {
+        v = mk(dt, t, h, d, h * d, d);
+        expect(ctx, "quant llama.cpp token-major", &v, FASA_OK, FASA_OK);
+        v = mk(dt, t, h, d, d, max_t * d);
+        expect(ctx, "quant head-major padded", &v, FASA_OK, FASA_OK);
+        v = mk(dt, t, h, 64, h * 96 + 32, 96);
+        expect(ctx, "quant padded rows", &v, FASA_OK, FASA_OK);
+        v = mk(dt, 1, 1, 32, 7, 5);
+        expect(ctx, "quant single row, odd strides ignored", &v, FASA_OK, FASA_OK);
+        static const struct {
+            const char *what, *field;
+            size_t n_t, n_h, d, ts, hs;
+        } bad[] = {
+            {"quant head_dim 80", "head_dim 80", 4, 2, 80, 160, 80},
+            {"quant head_dim 16", "head_dim 16", 4, 1, 16, 32, 0},
+            {"quant token_stride 1000", "token_stride 1000", 4, 2, 128, 1000, 128},
+            {"quant head_stride 144", "head_stride 144", 4, 2, 128, 2 * 160, 144},
+            {"quant token_stride 1 block + 1", "token_stride 33", 3, 1, 32, 33, 0},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            v = mk(dt, bad[i].n_t, bad[i].n_h, bad[i].d, bad[i].ts, bad[i].hs);
+            expect(ctx, bad[i].what, &v, FASA_ERR_MISALIGNED, FASA_ERR_MISALIGNED);
+            const char *msg = fasa_ctx_last_error(ctx);
+            CHECKF(strstr(msg, "misaligned quant blocks") && strstr(msg, bad[i].field) &&
+                       strstr(msg, dt == FASA_DTYPE_Q8_0 ? "Q8_0" : "Q4_0"),
+                   "%s: message '%s'", bad[i].what, msg);
+        }
+        /* the block rule comes after the overlap-free sizes, before overlap */
+        v = mk(dt, t, h, d, h * d, d);
+        v.token_stride = 32;
+        expect(ctx, "quant rows overlap", &v, FASA_ERR_BAD_STRIDE, FASA_ERR_BAD_STRIDE);
+        v = mk(dt, SIZE_MAX / 64, 2, 32, 32, 32 * (SIZE_MAX / 64));
+        expect(ctx, "quant extent overflows", &v, FASA_ERR_OVERFLOW, FASA_ERR_OVERFLOW);
+    }
+}
+
 int main(void)
 {
     test_init("test_views");
@@ -137,6 +181,7 @@ int main(void)
     test_make();
     test_accept(ctx);
     test_reject(ctx);
+    test_quant(ctx);
     fasa_ctx_destroy(ctx);
     return test_summary();
 }

@@ -276,7 +276,48 @@ uint16_t test_f32_to_bf16(float f)
 
 float test_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
-size_t test_dtype_size(int dtype) { return dtype == FASA_DTYPE_F32 ? 4 : 2; }
+size_t test_dtype_size(int dtype)
+{
+    return dtype == FASA_DTYPE_F32 ? 4 : dtype == FASA_DTYPE_F16 || dtype == FASA_DTYPE_BF16 ? 2 : 0;
+}
+
+int test_dtype_quant(int dtype) { return dtype == FASA_DTYPE_Q8_0 || dtype == FASA_DTYPE_Q4_0; }
+
+static size_t qblock_bytes(int dtype) { return dtype == FASA_DTYPE_Q8_0 ? 34 : 18; }
+
+size_t test_dtype_bytes(int dtype, size_t n)
+{
+    return test_dtype_quant(dtype) ? n / 32 * qblock_bytes(dtype) : n * test_dtype_size(dtype);
+}
+
+void test_quantize_row(int dtype, const float *x, size_t n, void *dst)
+{
+    unsigned char *b = dst;
+    for (size_t i0 = 0; i0 < n; i0 += 32, b += qblock_bytes(dtype)) {
+        const float *xb = x + i0;
+        float amax = 0.0f, vmax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (fabsf(xb[j]) > amax) {
+                amax = fabsf(xb[j]);
+                vmax = xb[j];
+            }
+        float d = dtype == FASA_DTYPE_Q8_0 ? amax / 127.0f : vmax / -8.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = test_f32_to_f16(d);
+        memcpy(b, &h, 2);
+        if (dtype == FASA_DTYPE_Q8_0) {
+            for (int j = 0; j < 32; j++)
+                b[2 + j] = (unsigned char)(int8_t)roundf(xb[j] * id);
+        } else {
+            for (int j = 0; j < 16; j++) {
+                int lo = (int8_t)(xb[j] * id + 8.5f), hi = (int8_t)(xb[j + 16] * id + 8.5f);
+                lo = lo > 15 ? 15 : lo;
+                hi = hi > 15 ? 15 : hi;
+                b[2 + j] = (unsigned char)(lo | hi << 4);
+            }
+        }
+    }
+}
 
 const char *test_dtype_name(int dtype)
 {
@@ -284,12 +325,18 @@ const char *test_dtype_name(int dtype)
     case FASA_DTYPE_F32: return "f32";
     case FASA_DTYPE_F16: return "f16";
     case FASA_DTYPE_BF16: return "bf16";
+    case FASA_DTYPE_Q8_0: return "q8_0";
+    case FASA_DTYPE_Q4_0: return "q4_0";
     default: return "?";
     }
 }
 
 void test_store(void *buf, int dtype, size_t i, double v)
 {
+    if (test_dtype_quant(dtype)) {
+        fprintf(stderr, "test_store: block formats are written a row at a time\n");
+        abort();
+    }
     float f = (float)v;
     if (dtype == FASA_DTYPE_F32) {
         memcpy((char *)buf + 4 * i, &f, 4);
@@ -301,6 +348,15 @@ void test_store(void *buf, int dtype, size_t i, double v)
 
 double test_load(const void *buf, int dtype, size_t i)
 {
+    if (test_dtype_quant(dtype)) {
+        const unsigned char *b = (const unsigned char *)buf + i / 32 * qblock_bytes(dtype);
+        uint16_t h;
+        memcpy(&h, b, 2);
+        size_t j = i % 32;
+        int q = dtype == FASA_DTYPE_Q8_0 ? (int8_t)b[2 + j]
+                                         : (j < 16 ? b[2 + j] & 15 : b[2 + j - 16] >> 4) - 8;
+        return (double)test_f16_to_f32(h) * q;
+    }
     if (dtype == FASA_DTYPE_F32) {
         float f;
         memcpy(&f, (const char *)buf + 4 * i, 4);
@@ -408,9 +464,9 @@ void test_tensor_make(test_tensor *t, int dtype, size_t n_tokens, size_t n_heads
         ts = head_dim;
         hs = (n_tokens + 5) * head_dim;
         break;
-    case TEST_LAYOUT_TOKEN_PADDED:
-        hs = head_dim + 3;
-        ts = n_heads * hs + 7;
+    case TEST_LAYOUT_TOKEN_PADDED: /* block formats: whole blocks of padding */
+        hs = head_dim + (test_dtype_quant(dtype) ? 32 : 3);
+        ts = n_heads * hs + (test_dtype_quant(dtype) ? 32 : 7);
         break;
     default:
         ts = n_heads * head_dim;
@@ -418,7 +474,7 @@ void test_tensor_make(test_tensor *t, int dtype, size_t n_tokens, size_t n_heads
         break;
     }
     size_t extent = (n_tokens - 1) * ts + (n_heads - 1) * hs + head_dim;
-    t->bytes = extent * test_dtype_size(dtype);
+    t->bytes = test_dtype_bytes(dtype, extent);
     t->guard = guard;
     t->mem = test_alloc(t->bytes, guard);
     fasa_view_make(&t->view, t->mem, (fasa_dtype)dtype, n_tokens, n_heads, head_dim, ts, hs);
@@ -433,12 +489,33 @@ void test_tensor_make(test_tensor *t, int dtype, size_t n_tokens, size_t n_heads
     t->view.head_dim = head_dim;
     t->view.token_stride = ts;
     t->view.head_stride = hs;
+    if (test_dtype_quant(dtype)) { /* NaN scales in the padding, zero rows */
+        memset(t->mem, 0xff, t->bytes);
+        float *zero = calloc(head_dim, sizeof(float));
+        for (size_t a = 0; a < n_tokens; a++)
+            for (size_t h = 0; h < n_heads; h++)
+                test_tensor_set_row(t, a, h, zero);
+        free(zero);
+        return;
+    }
     for (size_t i = 0; i < extent; i++)
         test_store(t->mem, dtype, i, NAN);
     for (size_t a = 0; a < n_tokens; a++)
         for (size_t h = 0; h < n_heads; h++)
             for (size_t i = 0; i < head_dim; i++)
                 test_tensor_set(t, a, h, i, 0.0);
+}
+
+void test_tensor_set_row(test_tensor *t, size_t tok, size_t head, const float *x)
+{
+    size_t off = test_tensor_offset(t, tok, head, 0);
+    if (test_dtype_quant(t->view.dtype)) {
+        test_quantize_row(t->view.dtype, x, t->view.head_dim,
+                          (char *)t->mem + test_dtype_bytes(t->view.dtype, off));
+        return;
+    }
+    for (size_t i = 0; i < t->view.head_dim; i++)
+        test_store(t->mem, t->view.dtype, off + i, x[i]);
 }
 
 void test_tensor_free(test_tensor *t)
@@ -464,6 +541,17 @@ void test_tensor_set(test_tensor *t, size_t tok, size_t head, size_t i, double v
 
 void test_tensor_randn(test_tensor *t, double scale)
 {
+    if (test_dtype_quant(t->view.dtype)) {
+        float *row = test_xmalloc(t->view.head_dim * sizeof(float));
+        for (size_t a = 0; a < t->view.n_tokens; a++)
+            for (size_t h = 0; h < t->view.n_heads; h++) {
+                for (size_t i = 0; i < t->view.head_dim; i++)
+                    row[i] = (float)(scale * test_rand_normal());
+                test_tensor_set_row(t, a, h, row);
+            }
+        free(row);
+        return;
+    }
     for (size_t a = 0; a < t->view.n_tokens; a++)
         for (size_t h = 0; h < t->view.n_heads; h++)
             for (size_t i = 0; i < t->view.head_dim; i++)
@@ -504,6 +592,15 @@ static int is_row_element(const test_tensor *t, size_t off)
 
 int test_tensor_padding_intact(const test_tensor *t)
 {
+    if (test_dtype_quant(t->view.dtype)) { /* padding blocks keep their 0xff bytes */
+        size_t bb = qblock_bytes(t->view.dtype), nb = t->bytes / bb;
+        for (size_t k = 0; k < nb; k++)
+            if (!is_row_element(t, 32 * k))
+                for (size_t i = 0; i < bb; i++)
+                    if (((const unsigned char *)t->mem)[k * bb + i] != 0xff)
+                        return 0;
+        return 1;
+    }
     size_t n = t->bytes / test_dtype_size(t->view.dtype);
     for (size_t off = 0; off < n; off++)
         if (!is_row_element(t, off) && !isnan(test_load(t->mem, t->view.dtype, off)))

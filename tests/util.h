@@ -82,11 +82,20 @@ uint16_t test_f32_to_f16(float f);   /* round to nearest even */
 float test_f16_to_f32(uint16_t h);
 uint16_t test_f32_to_bf16(float f);  /* round to nearest even */
 float test_bf16_to_f32(uint16_t h);
-size_t test_dtype_size(int dtype);
+size_t test_dtype_size(int dtype);   /* 0 for the block formats Q8_0 / Q4_0 */
 const char *test_dtype_name(int dtype);
-/* Store v (rounded: double->float->dtype) / load element i of buf. */
+int test_dtype_quant(int dtype);     /* Q8_0 or Q4_0 */
+/* Bytes of n elements from a block boundary (block formats: 32 a block). */
+size_t test_dtype_bytes(int dtype, size_t n);
+/* Store v (rounded: double->float->dtype; F32/F16/BF16 only) / load
+ * element i of buf (any dtype; block formats decoded: d * q). */
 void test_store(void *buf, int dtype, size_t i, double v);
 double test_load(const void *buf, int dtype, size_t i);
+/* Quantize n (a multiple of 32) floats into blocks at dst the way ggml's
+ * reference quantizers do (Q8_0: d = amax/127, q = round(x/d); Q4_0:
+ * d = max/-8 of the element of largest |x|, q = min(15, trunc(x/d + 8.5))),
+ * written here from the format's definition. */
+void test_quantize_row(int dtype, const float *x, size_t n, void *dst);
 /* Half a unit in the last place of x in dtype (0 for F32: exact enough). */
 double test_half_ulp(int dtype, double x);
 
@@ -121,15 +130,22 @@ typedef struct test_tensor {
 
 /* A [n_tokens][n_heads][head_dim] tensor in the given layout; the allocation
  * is exactly the view's extent. Padding elements hold NaN so a kernel that
- * reads them corrupts its result visibly; data starts zeroed. */
+ * reads them corrupts its result visibly; data starts zeroed. Block formats
+ * (head_dim a multiple of 32): strides stay multiples of 32 (the padded
+ * layouts pad by 32), padding blocks are 0xff bytes (scale NaN), and
+ * elements are written a row at a time (test_tensor_randn,
+ * test_tensor_set_row), not by test_tensor_set. */
 void test_tensor_make(test_tensor *t, int dtype, size_t n_tokens, size_t n_heads,
                       size_t head_dim, int layout, int guard);
 void test_tensor_free(test_tensor *t);
 size_t test_tensor_offset(const test_tensor *t, size_t tok, size_t head, size_t i);
 double test_tensor_get(const test_tensor *t, size_t tok, size_t head, size_t i);
 void test_tensor_set(test_tensor *t, size_t tok, size_t head, size_t i, double v);
-/* Fill every element with scale * N(0,1), rounded to the dtype. */
+/* Fill every element with scale * N(0,1), rounded to the dtype (block
+ * formats: quantized a row at a time). */
 void test_tensor_randn(test_tensor *t, double scale);
+/* Row (tok, head) from head_dim floats, rounded / quantized to the dtype. */
+void test_tensor_set_row(test_tensor *t, size_t tok, size_t head, const float *x);
 /* Copy out as dense doubles [n_tokens][n_heads][head_dim] (malloc'ed). */
 double *test_tensor_to_double(const test_tensor *t);
 /* Fill the whole allocation (padding included) with a byte pattern. */

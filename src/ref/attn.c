@@ -7,11 +7,10 @@
 void fasa__attn_ref(const fasa__attn_job *job)
 {
     const size_t d = job->head_dim, dv = job->head_dim_v;
-    const size_t ksz = fasa__dtype_size(job->k_dtype), vsz = fasa__dtype_size(job->v_dtype);
     for (size_t i = 0; i < job->n; i++) {
         size_t j = job->idx ? job->idx[i] : job->first + i;
-        const void *kj = (const char *)job->k + j * job->k_stride * ksz;
-        const void *vj = (const char *)job->v + j * job->v_stride * vsz;
+        const void *kj = (const char *)job->k + fasa__bytes(job->k_dtype, j * job->k_stride);
+        const void *vj = (const char *)job->v + fasa__bytes(job->v_dtype, j * job->v_stride);
         for (size_t r = 0; r < job->n_rows; r++) {
             const float *q = job->q + r * job->q_stride;
             float s = 0.0f;

@@ -25,6 +25,7 @@
 #define FA_MAX(a, b) _mm256_max_ps((a), (b))
 #define FA_HMAX(v) fa_hmax8(v)
 #define FA_HSUM(v) fa_hsum8(v)
+#define FA_LANE0(v) _mm256_cvtss_f32(v)
 #define FA_EXP(v) fasa__exp_avx2(v)
 #define FA_REDUCE(v) fa_reduce8(v)
 #define FA_KT1 4
@@ -38,6 +39,33 @@
 #define FA_LD_BF16(p)                                                                          \
     _mm256_castsi256_ps(_mm256_slli_epi32(                                                     \
         _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
+#define FA_LD_Q8_0(row, c) fa_ld_q8_0(row, c)
+#define FA_LD_Q4_0(row, c) fa_ld_q4_0(row, c)
+
+/* The scale of the quant block at b, in every lane. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 fa_qscale(const char *b)
+{
+    uint16_t h;
+    memcpy(&h, b, sizeof h);
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+/* Elements c .. c+7 of a Q8_0 row: int8 -> int32 -> f32, times d (exact). */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 fa_ld_q8_0(const char *row, size_t c)
+{
+    const char *b = row + (c / 32) * 34;
+    __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(b + 2 + c % 32)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), fa_qscale(b));
+}
+/* Elements c .. c+7 of a Q4_0 row: nibbles of bytes c % 16 .. +7, low for
+ * c % 32 < 16, high otherwise, minus 8, times d. */
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 fa_ld_q4_0(const char *row, size_t c)
+{
+    const char *b = row + (c / 32) * 18;
+    __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(b + 2 + c % 16)));
+    w = _mm256_srl_epi32(w, _mm_cvtsi32_si128((int)(c & 16) >> 2));
+    w = _mm256_sub_epi32(_mm256_and_si256(w, _mm256_set1_epi32(15)), _mm256_set1_epi32(8));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(w), fa_qscale(b));
+}
 
 __attribute__((target("avx2,fma,f16c"))) static inline float fa_hsum8(__m256 v)
 {

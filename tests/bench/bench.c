@@ -21,7 +21,12 @@
  * Environment (all optional):
  *   BENCH_QUICK=1          t = 4k,16k; f16 only; threads 1
  *   BENCH_T=4096,16384     context lengths
- *   BENCH_DTYPES=f16,bf16,f32
+ *   BENCH_DTYPES=f16,bf16,f32 (also q8_0, q4_0: llama.cpp's quantized KV
+ *                          blocks, with f16 label caches; with a
+ *                          quantized dtype in the list, dense decode of
+ *                          f16 and of each quantized dtype is also timed
+ *                          interleaved, round by round, as time ratios)
+ *   BENCH_KV_ONLY=1        only that interleaved dense comparison
  *   BENCH_BUDGETS=256,1024
  *   BENCH_THREADS=1,2      (any list, e.g. 1,2,4,8,16)
  *   BENCH_REPS=N           repetitions (default 15, 9 at t >= 64k, 5 at 128k)
@@ -155,8 +160,12 @@ static float rng_normalish(void)
 
 static const char *dtype_name(int dt)
 {
-    return dt == FASA_DTYPE_F32 ? "f32" : dt == FASA_DTYPE_F16 ? "f16" : "bf16";
+    static const char *const nm[FASA__N_DTYPES] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    return fasa__dtype_known(dt) ? nm[dt] : "?";
 }
+
+/* Label caches hold f32/f16/bf16: quantized K gets f16 labels. */
+static int label_dtype(int dt) { return fasa__dtype_quant(dt) ? FASA_DTYPE_F16 : dt; }
 
 /* Last-level cache size: sysfs first (sysconf reports 10x too much on
  * some VMs), then sysconf, then 32 MiB. */
@@ -250,13 +259,16 @@ __attribute__((noinline, target("avx2,fma"))) static float fma_loop256(long n)
     _mm256_storeu_ps(o, t);
     return o[0];
 }
-/* GFLOP/s, best of 3 runs of about 0.1 s; 0 when neither ISA is there. */
+/* GFLOP/s, best of 40 runs of about 2 ms (short runs: on a shared machine
+ * some run in 40 escapes the neighbours, as the L1 kernel figure's best of
+ * 2000 calls does; three 0.1 s runs read half the peak there); 0 when
+ * neither ISA is there. */
 static double fma_peak(void)
 {
-    const long n = 5000000;
+    const long n = 100000;
     double best = 0.0;
     volatile float sink = 0.0f;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < 40; r++) {
         double t0 = now_s(), flops;
         if (__builtin_cpu_supports("avx512f")) {
             sink += fma_loop512(n);
@@ -321,10 +333,36 @@ typedef struct setup {
     fasa_view qv;
 } setup;
 
+/* n elements (block formats: n a multiple of 32, quantized per block as
+ * ggml's Q8_0 / Q4_0 reference quantizers do) of roughly N(0,1). */
 static void fill(void *p, int dt, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        fasa__store(p, dt, i, rng_normalish());
+    if (!fasa__dtype_quant(dt)) {
+        for (size_t i = 0; i < n; i++)
+            fasa__store(p, dt, i, rng_normalish());
+        return;
+    }
+    unsigned char *b = p;
+    for (size_t i0 = 0; i0 < n; i0 += 32, b += fasa__qblock_bytes(dt)) {
+        float x[32], amax = 0.0f, vmax = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            x[j] = rng_normalish();
+            if (fabsf(x[j]) > amax)
+                amax = fabsf(x[j]), vmax = x[j];
+        }
+        const float d = dt == FASA_DTYPE_Q8_0 ? amax / 127.0f : vmax / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const uint16_t h = fasa__f32_to_f16(d);
+        memcpy(b, &h, 2);
+        for (int j = 0; j < 16 + 16 * (dt == FASA_DTYPE_Q8_0); j++) {
+            if (dt == FASA_DTYPE_Q8_0) {
+                b[2 + j] = (unsigned char)(int8_t)roundf(x[j] * id);
+                continue;
+            }
+            int lo = (int)(x[j] * id + 8.5f), hi = (int)(x[j + 16] * id + 8.5f);
+            b[2 + j] = (unsigned char)((lo > 15 ? 15 : lo) | (hi > 15 ? 15 : hi) << 4);
+        }
+    }
 }
 
 /* FC sets: every head draws NTIP distinct FCs from the `pool` lowest
@@ -375,24 +413,26 @@ static void check(fasa_status st, const char *what, const fasa_ctx *ctx)
     }
 }
 
-static void setup_make(setup *s, size_t t, int dt, size_t pool)
+/* labels = 0: K/V only (no label caches; the layer count from K/V). */
+static void setup_make(setup *s, size_t t, int dt, size_t pool, int labels)
 {
     memset(s, 0, sizeof *s);
     s->t = t;
     s->dt = dt;
-    size_t row = (size_t)HKV * HD * fasa__dtype_size(dt);
+    size_t row = fasa__bytes(dt, (size_t)HKV * HD);
+    const fasa_dtype ldt = (fasa_dtype)label_dtype(dt);
     s->profile = make_profile(pool);
     for (int m = 0; m < 2; m++) {
         size_t a = 0, b = 0;
-        check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, (fasa_dtype)dt, 65536, &a),
+        check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, ldt, 65536, &a),
               "label_cache_size", NULL);
-        check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, (fasa_dtype)dt, 131072, &b),
+        check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, ldt, 131072, &b),
               "label_cache_size", NULL);
         s->label_bytes_tok[m] = (b - a) / 65536;
     }
     /* Enough layers that what each path reads per step (K/V for dense, the
      * smaller label cache for FASA), times the layers, is 4x the LLC. */
-    size_t step_bytes = t * s->label_bytes_tok[FASA_GQA_GROUP_SHARED];
+    size_t step_bytes = labels ? t * s->label_bytes_tok[FASA_GQA_GROUP_SHARED] : 0;
     if (2 * t * row < step_bytes || step_bytes == 0)
         step_bytes = 2 * t * row;
     size_t want = 4 * llc_bytes();
@@ -408,13 +448,13 @@ static void setup_make(setup *s, size_t t, int dt, size_t pool)
         fill(ly->v, dt, t * HKV * HD);
         fasa_view_make(&ly->kv, ly->k, (fasa_dtype)dt, t, HKV, HD, HKV * HD, HD);
         fasa_view_make(&ly->vv, ly->v, (fasa_dtype)dt, t, HKV, HD, HKV * HD, HD);
-        for (int m = 0; m < 2; m++) {
+        for (int m = 0; m < 2 && labels; m++) {
             size_t bytes = 0;
-            check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, (fasa_dtype)dt, t, &bytes),
+            check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)m, ldt, t, &bytes),
                   "label_cache_size", NULL);
             ly->cache_mem[m] = xalloc(bytes);
             check(fasa_label_cache_init(ly->cache_mem[m], bytes, s->profile, 0, (fasa_gqa_mode)m,
-                                        (fasa_dtype)dt, t, &ly->cache[m]),
+                                        ldt, t, &ly->cache[m]),
                   "label_cache_init", NULL);
             check(fasa_label_cache_build(ly->cache[m], &ly->kv), "label_cache_build", NULL);
         }
@@ -576,12 +616,9 @@ static void bench_topk(const float *sc, size_t n, size_t k, double *us_hint, dou
 static double bench_attn_l1(int dt)
 {
     enum { N = 64, D = 128, R = 4 };
-    const size_t es = fasa__dtype_size(dt);
-    char *k = xalloc(N * D * es), *v = xalloc(N * D * es);
-    for (size_t i = 0; i < N * D; i++) {
-        fasa__store(k, dt, i, (float)(rng_u64() % 2000) / 1000.0f - 1.0f);
-        fasa__store(v, dt, i, (float)(rng_u64() % 2000) / 1000.0f - 1.0f);
-    }
+    char *k = xalloc(fasa__bytes(dt, N * D)), *v = xalloc(fasa__bytes(dt, N * D));
+    fill(k, dt, N * D);
+    fill(v, dt, N * D);
     float q[R * D], m[R], l[R], acc[R * D];
     for (size_t i = 0; i < R * D; i++)
         q[i] = (float)(rng_u64() % 2000) / 20000.0f - 0.05f;
@@ -616,12 +653,12 @@ static double bench_append(const setup *s, int mode, int hot)
 {
     const size_t n = s->t < 8192 ? s->t : 8192;
     size_t bytes = 0;
-    check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)mode, (fasa_dtype)s->dt, n, &bytes),
+    const fasa_dtype ldt = (fasa_dtype)label_dtype(s->dt);
+    check(fasa_label_cache_size(s->profile, 0, (fasa_gqa_mode)mode, ldt, n, &bytes),
           "label_cache_size", NULL);
     void *mem = xalloc(bytes);
     fasa_label_cache *c = NULL;
-    check(fasa_label_cache_init(mem, bytes, s->profile, 0, (fasa_gqa_mode)mode, (fasa_dtype)s->dt,
-                                n, &c),
+    check(fasa_label_cache_init(mem, bytes, s->profile, 0, (fasa_gqa_mode)mode, ldt, n, &c),
           "label_cache_init", NULL);
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
@@ -640,6 +677,88 @@ static double bench_append(const setup *s, int mode, int hot)
     return 1e9 * best / (double)n;
 }
 
+/* Dense decode of f16 and of the quantized KV dtypes in the list,
+ * interleaved round by round at each t and thread count (this machine's
+ * speed drifts within a run, so a ratio is only fair between neighbours):
+ * per dtype the median over rounds of each round's median time, and the
+ * median of the per-round time ratios to f16. */
+static void bench_dense_kv_dtypes(const size_t *ts, size_t n_t, const size_t *threads,
+                                  size_t n_th, const int *dts, size_t n_dt, size_t pool,
+                                  size_t reps_env)
+{
+    int kv[FASA__N_DTYPES], n_kv = 0;
+    kv[n_kv++] = FASA_DTYPE_F16;
+    for (size_t i = 0; i < n_dt; i++)
+        if (fasa__dtype_quant(dts[i]))
+            kv[n_kv++] = dts[i];
+    if (n_kv < 2)
+        return;
+    enum { ROUNDS = 5 };
+    printf("\ndense decode by KV dtype, interleaved (%d rounds; each round: every dtype's median "
+           "over its reps, dtypes in turn)\n",
+           ROUNDS);
+    float *out = xalloc(HQ * HD * sizeof(float));
+    fasa_view outv;
+    fasa_view_make(&outv, out, FASA_DTYPE_F32, 1, HQ, HD, HQ * HD, HD);
+    for (size_t ti = 0; ti < n_t; ti++) {
+        const size_t t = ts[ti];
+        size_t reps = reps_env ? reps_env : t >= 131072 ? 5 : t >= 65536 ? 9 : 15;
+        reps = reps > 64 ? 64 : reps;
+        setup s[FASA__N_DTYPES];
+        for (int d = 0; d < n_kv; d++)
+            setup_make(&s[d], t, kv[d], pool, 0);
+        for (size_t th = 0; th < n_th; th++) {
+            fasa_ctx_options o;
+            fasa_ctx_options_default(&o);
+            o.n_threads = (int)threads[th];
+            fasa_ctx *ctx = NULL;
+            check(fasa_ctx_create(&o, &ctx), "ctx_create", NULL);
+            size_t wd = 0;
+            for (int d = 0; d < n_kv; d++) {
+                size_t w = 0;
+                check(fasa_attend_dense_workspace_size(ctx, &s[d].qv, &s[d].layers[0].kv,
+                                                       &s[d].layers[0].vv, &w),
+                      "dense ws", ctx);
+                wd = w > wd ? w : wd;
+            }
+            void *ws = xalloc(wd);
+            double med[FASA__N_DTYPES][ROUNDS], ratio[FASA__N_DTYPES][ROUNDS], tm[64];
+            size_t L[FASA__N_DTYPES] = {0};
+            for (int r = 0; r < ROUNDS; r++)
+                for (int d = 0; d < n_kv; d++) {
+                    for (size_t i = 0; i <= reps; i++) {
+                        const layer *ly = &s[d].layers[(L[d]++) % s[d].n_layers];
+                        double t0 = now_s();
+                        check(fasa_attend_dense(ctx, &s[d].qv, &ly->kv, &ly->vv, 0.0f, &outv, NULL,
+                                                ws, wd),
+                              "attend_dense", ctx);
+                        if (i > 0)
+                            tm[i - 1] = now_s() - t0;
+                    }
+                    med[d][r] = 1e3 * median(tm, reps);
+                    ratio[d][r] = med[d][r] / med[0][r];
+                }
+            printf("  t %7zu, %zu thread(s):", t, threads[th]);
+            for (int d = 0; d < n_kv; d++) {
+                const double bytes = (double)t * HKV * 2.0 * (double)fasa__bytes(kv[d], HD);
+                const double ms = median(med[d], ROUNDS);
+                printf(" %s %.3f ms (%.1f GB/s)", dtype_name(kv[d]), ms, bytes / (ms * 1e-3) / 1e9);
+                if (d > 0) {
+                    const double rm = median(ratio[d], ROUNDS); /* sorts the rounds */
+                    printf(" = %.2fx f16 (range %.2f-%.2f)", rm, ratio[d][0], ratio[d][ROUNDS - 1]);
+                }
+                printf("%s", d + 1 < n_kv ? ";" : "\n");
+            }
+            fflush(stdout);
+            free(ws);
+            fasa_ctx_destroy(ctx);
+        }
+        for (int d = 0; d < n_kv; d++)
+            setup_free(&s[d]);
+    }
+    free(out);
+}
+
 int main(void)
 {
     const int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) != 0;
@@ -650,13 +769,17 @@ int main(void)
     const char *dts = getenv("BENCH_DTYPES");
     if (dts == NULL || *dts == 0)
         dts = quick ? "f16" : "f16,bf16,f32";
-    int dtypes[3], n_dt = 0;
+    int dtypes[FASA__N_DTYPES], n_dt = 0;
     if (strstr(dts, "f16") && (strstr(dts, "f16") == dts || strstr(dts, ",f16")))
         dtypes[n_dt++] = FASA_DTYPE_F16;
     if (strstr(dts, "bf16"))
         dtypes[n_dt++] = FASA_DTYPE_BF16;
     if (strstr(dts, "f32"))
         dtypes[n_dt++] = FASA_DTYPE_F32;
+    if (strstr(dts, "q8_0"))
+        dtypes[n_dt++] = FASA_DTYPE_Q8_0;
+    if (strstr(dts, "q4_0"))
+        dtypes[n_dt++] = FASA_DTYPE_Q4_0;
     const size_t reps_env = env_size("BENCH_REPS", 0);
     const size_t pool = env_size("BENCH_FC_POOL", 24);
     const char *outdir = getenv("BENCH_OUT") ? getenv("BENCH_OUT") : ".";
@@ -688,12 +811,12 @@ int main(void)
         /* 64 FMA instructions of 16 lanes per token and KV head (G = 4) */
         const double bound_ns = 64.0 * 32.0 / peak, ghz = peak / 32.0;
         printf("attention kernel in L1 (G = 4, head_dim 128), ns per token and KV head: ");
-        static const int l1_dts[3] = {FASA_DTYPE_F16, FASA_DTYPE_BF16, FASA_DTYPE_F32};
-        static const char *const nm[3] = {"f16", "bf16", "f32"};
-        for (int i = 0; i < 3; i++) {
+        static const int l1_dts[5] = {FASA_DTYPE_F16, FASA_DTYPE_BF16, FASA_DTYPE_F32,
+                                      FASA_DTYPE_Q8_0, FASA_DTYPE_Q4_0};
+        for (int i = 0; i < 5; i++) {
             double ns = bench_attn_l1(l1_dts[i]);
-            printf("%s %.1f (%.0f cycles at %.2f GHz)%s", nm[i], ns, ns * ghz, ghz,
-                   i < 2 ? ", " : "");
+            printf("%s %.1f (%.0f cycles at %.2f GHz)%s", dtype_name(l1_dts[i]), ns, ns * ghz, ghz,
+                   i < 4 ? ", " : "");
         }
         printf("; FMA bound %.1f ns (64 cycles)\n", bound_ns);
     }
@@ -721,16 +844,17 @@ int main(void)
            "path", "budget", "tip_ms", "topk_ms", "fac_ms", "total_ms", "MB_read", "GB/s",
            "of_bw", "vs_dense");
 
-    for (int di = 0; di < n_dt; di++)
+    const int kv_only = getenv("BENCH_KV_ONLY") && atoi(getenv("BENCH_KV_ONLY")) != 0;
+    for (int di = 0; di < (kv_only ? 0 : n_dt); di++)
         for (size_t ti = 0; ti < n_t; ti++) {
             const size_t t = ts[ti];
             const int dt = dtypes[di];
             setup s;
-            setup_make(&s, t, dt, pool);
+            setup_make(&s, t, dt, pool, 1);
             size_t reps = reps_env ? reps_env : t >= 131072 ? 5 : t >= 65536 ? 9 : 15;
             if (reps > 64)
                 reps = 64;
-            const double dense_bytes = (double)t * HKV * HD * 2.0 * (double)fasa__dtype_size(dt);
+            const double dense_bytes = (double)t * HKV * 2.0 * (double)fasa__bytes(dt, HD);
             float *out = xalloc(HQ * HD * sizeof(float));
             float *naive_sc = xalloc((size_t)HQ * t * sizeof(float));
             fasa_view outv;
@@ -871,7 +995,7 @@ int main(void)
                         rr.total_ms = 1e3 * median(tm3, reps);
                         rr.topk_ms = nt == 1 ? topk_ms : NAN;
                         rr.bytes = (double)t * (double)s.label_bytes_tok[m] +
-                                   sel_rows * HD * 2.0 * (double)fasa__dtype_size(dt);
+                                   sel_rows * 2.0 * (double)fasa__bytes(dt, HD);
                         rr.gbps = rr.bytes / (rr.total_ms * 1e-3) / 1e9;
                         rr.bw_frac = rr.gbps / bw[th];
                         rr.speedup = dense_ms / rr.total_ms;
@@ -920,6 +1044,7 @@ int main(void)
             free(scores);
             setup_free(&s);
         }
+    bench_dense_kv_dtypes(ts, n_t, threads, n_th, dtypes, (size_t)n_dt, pool, reps_env);
     free(bwbuf);
     if (ftk)
         fclose(ftk);
