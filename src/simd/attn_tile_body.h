@@ -46,7 +46,29 @@ typedef struct FT_FN(ctx) {
     size_t lanes, ks, vs;
     float *qt, *ot, *m, *l, *lb, *le, *sl, *dq, *kf, *vf, *s;
     uint8_t *qf; /* per query: 0 sees nothing of the tile, 1 plain, 2 mask to add */
+    /* the next tile's K and V rows, prefetched during this tile's logits */
+    const char *pfk, *pfv;
+    size_t npf, kst, vst, krow, vrow; /* bytes */
 } FT_FN(ctx);
+
+/* Prefetch rows [n0, n1) of the next tile into L2. Spread over the logit
+ * tiles: issued in one burst the prefetches stalled on full miss queues
+ * (most of the conversion's time). Rows a head apart in the llama.cpp
+ * layout are a stride the hardware prefetcher follows only slowly. */
+FT_INL void FT_FN(prefetch)(const FT_FN(ctx) *x, size_t n0, size_t n1)
+{
+    if (n1 > x->npf)
+        n1 = x->npf;
+    for (size_t n = n0; n < n1; n++) {
+        const char *k = x->pfk + n * x->kst, *v = x->pfv + n * x->vst;
+        for (size_t o = 0; o < x->krow; o += 64)
+            __builtin_prefetch(k + o, 0, 2);
+        __builtin_prefetch(k + x->krow - 1, 0, 2);
+        for (size_t o = 0; o < x->vrow; o += 64)
+            __builtin_prefetch(v + o, 0, 2);
+        __builtin_prefetch(v + x->vrow - 1, 0, 2);
+    }
+}
 
 /* tanh to a few ulp (Cephes' tanhf): odd polynomial below 0.625, else
  * 1 - 2 / (exp(2|x|) + 1); NaN propagates. */
@@ -65,11 +87,17 @@ FT_INL FT_VEC FT_FN(tanh)(FT_VEC x)
     return FT_COPYSIGN(FT_SEL_LT(ax, FT_SET1(0.625f), small, big), x);
 }
 
-/* S[n][v*W ..] = K[n] . qt[..][v*W ..] for n < nbp (a multiple of KB). */
-FT_INL void FT_FN(qk)(const float *qt, size_t lanes, const float *kf, size_t ks, size_t d,
-                      size_t nbp, float *s, const int KB, const int RV)
+/* S[n][v*W ..] = K[n] . qt[..][v*W ..] for n < nbp (a multiple of KB);
+ * pf: prefetch the next tile meanwhile. */
+FT_INL void FT_FN(qk)(const FT_FN(ctx) *x, const float *qt, size_t nbp, int pf, const int KB,
+                      const int RV)
 {
+    const size_t lanes = x->lanes, ks = x->ks, d = x->job->head_dim;
+    const float *kf = x->kf;
+    float *s = x->s;
     for (size_t n0 = 0; n0 < nbp; n0 += (size_t)KB) {
+        if (pf)
+            FT_FN(prefetch)(x, n0, n0 + (size_t)KB);
         FT_VEC acc[32];
 #pragma GCC unroll 32
         for (int a = 0; a < KB * RV; a++)
@@ -107,6 +135,9 @@ FT_INL void FT_FN(pv)(const float *vf, size_t vs, const float *s, const FT_VEC *
         for (int v = 0; v < RV; v++)
             acc[cb * RV + v] = FT_MUL(FT_LOAD(ot + (c0 + (size_t)cb) * lanes + v * FT_W), al[v]);
     const float *vr = vf + c0, *sn = s;
+    /* The stores below recompute their addresses: held across the loop,
+     * 16 of them crowd out the P vectors (measured: spilled to the stack). */
+    __asm__("" : "+r"(ot));
     for (size_t n = 0; n < nb; n++, vr += vs, sn += FT_SL) {
         FT_VEC pv[4];
 #pragma GCC unroll 4
@@ -120,6 +151,7 @@ FT_INL void FT_FN(pv)(const float *vf, size_t vs, const float *s, const FT_VEC *
                 acc[cb * RV + v] = FT_FMA(b, pv[v], acc[cb * RV + v]);
         }
     }
+    __asm__("" : "+r"(ot));
 #pragma GCC unroll 16
     for (int cb = 0; cb < CB; cb++)
 #pragma GCC unroll 4
@@ -139,8 +171,8 @@ FT_INL void FT_FN(pv_all)(const FT_FN(ctx) *x, const FT_VEC *al, float *ot, size
         FT_FN(pv)(x->vf, x->vs, x->s, al, ot, x->lanes, c0, nb, 1, RV);
 }
 
-/* rows = nrows rows of dim elements of dtype dt at src (byte stride sst)
- * -> f32 rows of dst (stride dst_st floats, 64-byte aligned rows). */
+/* nrows rows of dim elements of dtype dt at src (byte stride sst) -> f32
+ * rows of dst (stride dst_st floats, 64-byte aligned rows). */
 static FT_ATTR void FT_FN(convert)(const char *src, size_t sst, int dt, size_t nrows, size_t dim,
                                    float *dst, size_t dst_st)
 {
@@ -214,17 +246,16 @@ static void FT_FN(mask_add)(const FT_FN(ctx) *x, size_t js, size_t nb, size_t r0
 /* One pass of RV row vectors from lane r0 over the converted tile of nb
  * cells: logits, transform, online softmax, values. */
 static FT_ATTR void FT_FN(pass)(const FT_FN(ctx) *x, size_t js, size_t nb, size_t r0, int RV,
-                                int add)
+                                int add, int pf)
 {
     const fasa__attn_tile_job *job = x->job;
-    const size_t lanes = x->lanes, d = job->head_dim;
     float *s = x->s;
     const float *qt = x->qt + r0;
     switch (RV) {
-    case 1: FT_FN(qk)(qt, lanes, x->kf, x->ks, d, fasa__align_up(nb, FT_KB1), s, FT_KB1, 1); break;
-    case 2: FT_FN(qk)(qt, lanes, x->kf, x->ks, d, fasa__align_up(nb, FT_KB2), s, FT_KB2, 2); break;
-    case 3: FT_FN(qk)(qt, lanes, x->kf, x->ks, d, fasa__align_up(nb, FT_KB3), s, FT_KB3, 3); break;
-    default: FT_FN(qk)(qt, lanes, x->kf, x->ks, d, fasa__align_up(nb, FT_KB4), s, FT_KB4, 4); break;
+    case 1: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB1), pf, FT_KB1, 1); break;
+    case 2: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB2), pf, FT_KB2, 2); break;
+    case 3: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB3), pf, FT_KB3, 3); break;
+    default: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB4), pf, FT_KB4, 4); break;
     }
 
     /* logit transform and visibility; the running max */
@@ -347,6 +378,10 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
     const size_t vst = job->v_stride * fasa__dtype_size(vdt);
     const int alibi = job->slope != NULL && job->mask == NULL;
     const size_t stop = job->first + job->n;
+    x.kst = kst;
+    x.vst = vst;
+    x.krow = d * fasa__dtype_size(kdt);
+    x.vrow = dv * fasa__dtype_size(vdt);
     for (size_t js = job->first, je; js < stop; js = je) {
         je = (js / FASA_TILE + 1) * FASA_TILE;
         if (je > stop)
@@ -382,6 +417,9 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
         for (size_t n = nb; n < fasa__align_up(nb, 16); n++) /* logit tiles may run past nb */
             memset(x.kf + n * x.ks, 0, d * sizeof(float));
         FT_FN(convert)((const char *)job->v + js * vst, vst, vdt, nb, dv, x.vf, x.vs);
+        x.npf = stop - je < FASA_TILE ? stop - je : FASA_TILE;
+        x.pfk = (const char *)job->k + je * kst;
+        x.pfv = (const char *)job->v + je * vst;
 
         const size_t v_end = (r_hi + FT_W - 1) / FT_W;
         for (size_t v0 = r_lo / FT_W; v0 < v_end; v0 += FT_RVMAX) {
@@ -390,7 +428,7 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
             int add = 0;
             for (size_t b = r0 / G; b * G < r1 && b < nq && !add; b++)
                 add = x.qf[b] == 2;
-            FT_FN(pass)(&x, js, nb, r0, RV, add);
+            FT_FN(pass)(&x, js, nb, r0, RV, add, v0 == r_lo / FT_W);
         }
     }
 
