@@ -277,7 +277,15 @@ static fasa_status plan_layout(fasa_ctx *ctx, fasa_plan *p)
     }
     size_t dense_groups = dense ? (p->n_kv_heads + p->dense_per - 1) / p->dense_per : 0;
     p->attn_sets = sparse && p->n_sets > dense_groups ? p->n_sets : dense_groups;
+    /* Prefill (more queries than a partial split takes): dense queries go
+     * through attn_tile, a block of queries per item sharing each
+     * converted K/V tile; at least FASA__TILE_ROWS rows when the block
+     * can be that large (fixed by the shape, never by the thread count). */
+    p->tiled = attn && dense && !partials && p->n_q > FASA__PART_MAX_Q;
     p->fold_qb = p->op == FASA_OP_DENSE && !partials && p->n_q > 1 ? FASA_Q_BLOCK : 1;
+    if (p->tiled && p->fold_qb > 1)
+        while (p->fold_qb * G < FASA__TILE_ROWS)
+            p->fold_qb *= 2;
 
     /* per-query shared bytes -> queries per round */
     size_t row_stride = fasa__align_up(p->max_tiles * FASA_TILE, 16);
@@ -298,8 +306,9 @@ static fasa_status plan_layout(fasa_ctx *ctx, fasa_plan *p)
         p->qb = FASA__ROUND_BYTES / per_q;
         if (p->qb < 1)
             p->qb = 1;
-        if (p->qb >= FASA_Q_BLOCK)
-            p->qb -= p->qb % FASA_Q_BLOCK;
+        const size_t align = p->fold_qb > FASA_Q_BLOCK ? p->fold_qb : FASA_Q_BLOCK;
+        if (p->qb >= align)
+            p->qb -= p->qb % align;
     }
     p->n_rounds = fasa__n_chunks(p->n_q, p->qb);
 
@@ -384,6 +393,15 @@ static fasa_status plan_layout(fasa_ctx *ctx, fasa_plan *p)
         size_t tk = fasa__topk_scratch_size(p->max_tiles * FASA_TILE, p->max_sel);
         if (tk == SIZE_MAX || !fasa__add_ok(s, b64(tk), &s))
             goto overflow;
+    }
+    L->s_tile = s;
+    if (p->tiled) {
+        s += b64(fasa__attn_tile_scratch_size(p->fold_qb * G, d, dv));
+        L->s_bound = s;
+        s += b64(3 * p->fold_qb * sizeof(uint32_t));
+        L->s_rmask = s;
+        if (p->vis_kind == FASA_VISIBLE_RANGES)
+            s += b64(p->fold_qb * FASA__RANGE_PIECE * sizeof(float));
     }
     L->slot_bytes = b64(s);
     if (!fasa__mul_ok(L->slot_bytes, p->n_threads, &b) || !fasa__add_ok(off, b, &off) ||
