@@ -18,9 +18,11 @@
 /* Tiles of FASA_TILE cells per TIP item, and per attention chunk. */
 #define FASA__TIP_TILES 32  /* 2048 cells                  */
 #define FASA__KV_TILES 16   /* 1024 cells (FASA_KV_CHUNK)  */
-/* Tiled prefill: rows (queries x G) a fold item aims at (the K/V tile
- * conversion is shared by them), and cells per RANGES mask piece. */
-#define FASA__TILE_ROWS 64
+/* Tiled prefill: a fold item's block of queries grows (from FASA_Q_BLOCK,
+ * doubling) up to FASA__TILE_ROWS rows (queries x G) while the call keeps
+ * at least FASA__TILE_ITEMS items; cells per RANGES mask piece. */
+#define FASA__TILE_ROWS 512
+#define FASA__TILE_ITEMS 64
 #define FASA__RANGE_PIECE (FASA__KV_TILES * FASA_TILE)
 
 typedef enum fasa__stage_kind {

@@ -1,7 +1,7 @@
 /*
  * bench_util.h - timing helpers shared by the benchmark programs of `make
- * bench` (bench.c, prefill.c): a monotonic clock, medians, and the fp32 FMA
- * peak of one core measured in the same run. Static functions: each
+ * bench` (bench.c, prefill.c): a monotonic clock, the thread's CPU time,
+ * medians, and the fp32 FMA peak of one core measured in the same run. Static functions: each
  * program includes it once.
  */
 #ifndef FASA_BENCH_UTIL_H
@@ -10,20 +10,29 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now_s(void)
+static inline double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* CPU time of the calling thread: excludes the time it waits for a core,
+ * which on a shared machine is most of the noise of a one-thread run. */
+static inline double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static double minimum(const double *v, size_t n)
+static inline double minimum(const double *v, size_t n)
 {
     double m = v[0];
     for (size_t i = 1; i < n; i++)
@@ -31,7 +40,7 @@ static double minimum(const double *v, size_t n)
     return m;
 }
 
-static double median(double *v, size_t n)
+static inline double median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -73,13 +82,13 @@ __attribute__((noinline, target("avx2,fma"))) static float fma_loop256(long n)
     return o[0];
 }
 /* GFLOP/s, best of 3 runs of about 0.1 s; 0 when neither ISA is there. */
-static double fma_peak(void)
+static inline double fma_peak_clock(double (*clk)(void))
 {
     const long n = 5000000;
     double best = 0.0;
     volatile float sink = 0.0f;
     for (int r = 0; r < 3; r++) {
-        double t0 = now_s(), flops;
+        double t0 = clk(), flops;
         if (__builtin_cpu_supports("avx512f")) {
             sink += fma_loop512(n);
             flops = (double)n * 10 * 32;
@@ -89,14 +98,20 @@ static double fma_peak(void)
         } else {
             return 0.0;
         }
-        double g = flops / (now_s() - t0) / 1e9;
+        double g = flops / (clk() - t0) / 1e9;
         best = g > best ? g : best;
     }
     (void)sink;
     return best;
 }
+static inline double fma_peak(void) { return fma_peak_clock(now_s); }
 #else
-static double fma_peak(void) { return 0.0; }
+static inline double fma_peak_clock(double (*clk)(void))
+{
+    (void)clk;
+    return 0.0;
+}
+static inline double fma_peak(void) { return 0.0; }
 #endif
 
 #endif

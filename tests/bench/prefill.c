@@ -12,6 +12,9 @@
  * (4 * head_dim flop per visible (query head, cell) pair) against the fp32
  * FMA peak of one core measured just before each (t, dtype) group (times
  * the thread count), and the median of the per-round ratios old / new.
+ * One-thread rows are also timed by the thread's CPU time (the peak too):
+ * on a shared machine it leaves out the time the thread waits for a core,
+ * so its GFLOP/s and ratios are the steadier figures there.
  * The previous path is reached by turning the plan's tiled flag off
  * (internal: plan.h), which is exactly the code fasa_attend_dense ran
  * before the tiled kernel.
@@ -113,10 +116,12 @@ static void plan_untiled(fasa_plan *p)
             p->stages[s].n_items = fasa__n_chunks(p->qb, FASA_Q_BLOCK) * p->attn_sets;
 }
 
-static double run_ms(fasa_ctx *ctx, const fasa_plan *p, void *ws, size_t wsb)
+/* Wall ms of one execution; *cpu_ms its CPU ms on this thread. */
+static double run_ms(fasa_ctx *ctx, const fasa_plan *p, void *ws, size_t wsb, double *cpu_ms)
 {
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     check(fasa_execute(ctx, p, NULL, ws, wsb), "fasa_execute", ctx);
+    *cpu_ms = 1e3 * (cpu_s() - c0);
     return 1e3 * (now_s() - t0);
 }
 
@@ -150,15 +155,18 @@ int main(void)
     FILE *csv = fopen(path, "w");
     if (csv)
         fprintf(csv, "t,kv_dtype,threads,n_q,gflop,new_ms,old_ms,new_gflops,old_gflops,"
-                     "peak_gflops,new_frac_of_peak,speedup,rounds\n");
+                     "peak_gflops,new_frac_of_peak,speedup,cpu_new_ms,cpu_old_ms,cpu_peak_gflops,"
+                     "cpu_new_frac_of_peak,cpu_speedup,rounds\n");
 
     printf("\nprefill: causal chunk of n_q queries at t cells, Llama-3-8B layer (Hq %d, Hkv %d, "
            "d %d), fasa_execute of a DENSE plan; kernel attn_tile=%s; new = tiled path, old = "
            "previous path (one-query kernel), interleaved per round; medians; peak = fp32 FMA "
-           "peak of one core (measured before each group) x threads\n",
+           "peak of one core (measured before each group) x threads; cpu_*: the same by the "
+           "thread's CPU time (1 thread)\n",
            HQ, HKV, HD, fasa_kernel_name("attn_tile", FASA_CPU_AUTO));
-    printf("%7s %-5s %3s %6s %9s %10s %10s %8s %8s %7s %7s %7s\n", "t", "kv", "thr", "n_q",
-           "GFLOP", "new_ms", "old_ms", "new_GF/s", "old_GF/s", "peak", "new/pk", "speedup");
+    printf("%7s %-5s %3s %6s %8s %9s %9s %8s %8s %6s %6s %7s | %7s %6s %6s %7s\n", "t", "kv",
+           "thr", "n_q", "GFLOP", "new_ms", "old_ms", "new_GF/s", "old_GF/s", "peak", "new/pk",
+           "speedup", "cpu_GF/s", "cpu_pk", "cpu/pk", "cpu_x");
     for (int di = 0; di < n_dt; di++)
         for (size_t ti = 0; ti < n_t; ti++) {
             const int dt = dtypes[di];
@@ -177,7 +185,7 @@ int main(void)
             float *out = xalloc(qmax * HQ * HD * sizeof(float));
             for (size_t i = 0; i < qmax * HQ * HD; i++)
                 q[i] = 2.0f * rnd();
-            const double peak1 = fma_peak();
+            const double peak1 = fma_peak(), cpu_peak = fma_peak_clock(cpu_s);
             for (size_t th = 0; th < n_th; th++) {
                 const int nt = (int)threads[th];
                 fasa_ctx_options o;
@@ -218,33 +226,42 @@ int main(void)
                     const double gflop = pairs * HQ * 4.0 * HD / 1e9;
                     const size_t nr = gflop <= 200.0 ? (rounds ? rounds : 1) : 1;
                     const int do_old = gflop <= old_max;
-                    double tn[64], to[64], ratio[64];
-                    run_ms(ctx, pn, ws, wsb); /* warm-up: pages, threads */
+                    double tn[64], to[64], ratio[64], cn[64], co[64], cratio[64], dummy;
+                    run_ms(ctx, pn, ws, wsb, &dummy); /* warm-up: pages, threads */
                     for (size_t r = 0; r < nr && r < 64; r++) {
-                        tn[r] = run_ms(ctx, pn, ws, wsb);
-                        to[r] = do_old ? run_ms(ctx, po, ws, wsb) : 0.0;
+                        tn[r] = run_ms(ctx, pn, ws, wsb, &cn[r]);
+                        to[r] = do_old ? run_ms(ctx, po, ws, wsb, &co[r]) : (co[r] = 0.0);
                         ratio[r] = do_old ? to[r] / tn[r] : 0.0;
+                        cratio[r] = do_old ? co[r] / cn[r] : 0.0;
                     }
                     const double mn = median(tn, nr), mo = do_old ? median(to, nr) : 0.0;
                     const double sp = do_old ? median(ratio, nr) : 0.0;
+                    const double cmn = median(cn, nr), cmo = do_old ? median(co, nr) : 0.0;
+                    const double csp = do_old ? median(cratio, nr) : 0.0;
+                    const double cgn = gflop / (cmn * 1e-3);
                     const double peak = peak1 * nt, gn = gflop / (mn * 1e-3);
                     const double go = do_old ? gflop / (mo * 1e-3) : 0.0;
-                    char so[32] = "-", sgo[32] = "-", ssp[32] = "-";
+                    char so[32] = "-", sgo[32] = "-", ssp[32] = "-", cx[80] = "";
                     if (do_old) {
                         snprintf(so, sizeof so, "%.1f", mo);
                         snprintf(sgo, sizeof sgo, "%.1f", go);
                         snprintf(ssp, sizeof ssp, "%.2fx", sp);
                     }
-                    printf("%7zu %-5s %3d %6zu %9.1f %10.1f %10s %8.1f %8s %7.1f %6.0f%% %7s\n", t,
+                    if (nt == 1)
+                        snprintf(cx, sizeof cx, "| %7.1f %6.1f %5.0f%% %6.2fx", cgn, cpu_peak,
+                                 cpu_peak > 0 ? 100.0 * cgn / cpu_peak : 0.0, csp);
+                    printf("%7zu %-5s %3d %6zu %8.1f %9.1f %9s %8.1f %8s %6.1f %5.0f%% %7s %s\n", t,
                            dt == FASA_DTYPE_F16 ? "f16" : dt == FASA_DTYPE_BF16 ? "bf16" : "f32",
                            nt, nq, gflop, mn, so, gn, sgo, peak, peak > 0 ? 100.0 * gn / peak : 0.0,
-                           ssp);
+                           ssp, cx);
                     fflush(stdout);
                     if (csv)
-                        fprintf(csv, "%zu,%s,%d,%zu,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.3f,%zu\n",
+                        fprintf(csv,
+                                "%zu,%s,%d,%zu,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.3f,%.2f,%.2f,%.2f,"
+                                "%.4f,%.3f,%zu\n",
                                 t, dt == FASA_DTYPE_F16 ? "f16" : dt == FASA_DTYPE_BF16 ? "bf16" : "f32",
                                 nt, nq, gflop, mn, mo, gn, go, peak, peak > 0 ? gn / peak : 0.0, sp,
-                                nr);
+                                cmn, cmo, cpu_peak, cpu_peak > 0 ? cgn / cpu_peak : 0.0, csp, nr);
                     free(ws);
                     free(pm_new);
                     free(pm_old);
