@@ -171,10 +171,19 @@ enum {
     FASA__AT_QF,   /* uint8_t [n_q]: per-query tile class                */
     FASA__AT_N
 };
+/* Floats between the rows of qt / ot (and the per-lane arrays): the rows
+ * padded to whole vectors of 16, then to an odd number of cache lines. At
+ * an even count the rows of a logit tile's q slice fall into a fraction of
+ * the L1 sets (256 rows: 16 of 64) and evict each other. */
+static inline size_t fasa__attn_tile_lanes(size_t rows)
+{
+    size_t lanes = fasa__align_up(rows, 16);
+    return lanes / 16 % 2 == 0 ? lanes + 16 : lanes;
+}
 static inline size_t fasa__attn_tile_layout(size_t rows, size_t head_dim, size_t head_dim_v,
                                             size_t off[FASA__AT_N])
 {
-    const size_t lanes = fasa__align_up(rows, 16), f = sizeof(float);
+    const size_t lanes = fasa__attn_tile_lanes(rows), f = sizeof(float);
     const size_t ks = fasa__align_up(head_dim, 16), vs = fasa__align_up(head_dim_v, 16);
     const size_t bytes[FASA__AT_N] = {head_dim * lanes * f, head_dim_v * lanes * f, 8 * lanes * f,
                                       (FASA_TILE + 16) * ks * f, FASA_TILE * vs * f,

@@ -48,18 +48,20 @@ typedef struct FT_FN(ctx) {
     uint8_t *qf; /* per query: 0 sees nothing of the tile, 1 plain, 2 mask to add */
     /* the next tile's K and V rows, prefetched during this tile's logits */
     const char *pfk, *pfv;
-    size_t npf, kst, vst, krow, vrow; /* bytes */
+    size_t npf, pdone, kst, vst, krow, vrow; /* bytes */
 } FT_FN(ctx);
 
-/* Prefetch rows [n0, n1) of the next tile into L2. Spread over the logit
- * tiles: issued in one burst the prefetches stalled on full miss queues
- * (most of the conversion's time). Rows a head apart in the llama.cpp
- * layout are a stride the hardware prefetcher follows only slowly. */
-FT_INL void FT_FN(prefetch)(const FT_FN(ctx) *x, size_t n0, size_t n1)
+/* Prefetch the share num / den of the next tile's rows into L2 (those not
+ * yet prefetched; num = den: all). Spread over every logit tile of every
+ * row pass of the tile: issued in one burst the prefetches stalled on full
+ * miss queues (most of the conversion's time), and issued by the first
+ * pass alone they still stalled 9% of its time. Rows a head apart in the
+ * llama.cpp layout are a stride the hardware prefetcher follows only
+ * slowly. */
+FT_INL void FT_FN(prefetch)(FT_FN(ctx) *x, size_t num, size_t den)
 {
-    if (n1 > x->npf)
-        n1 = x->npf;
-    for (size_t n = n0; n < n1; n++) {
+    const size_t n1 = (x->npf * num + den - 1) / den;
+    for (size_t n = x->pdone; n < n1; n++) {
         const char *k = x->pfk + n * x->kst, *v = x->pfv + n * x->vst;
         for (size_t o = 0; o < x->krow; o += 64)
             __builtin_prefetch(k + o, 0, 2);
@@ -68,6 +70,7 @@ FT_INL void FT_FN(prefetch)(const FT_FN(ctx) *x, size_t n0, size_t n1)
             __builtin_prefetch(v + o, 0, 2);
         __builtin_prefetch(v + x->vrow - 1, 0, 2);
     }
+    x->pdone = n1 > x->pdone ? n1 : x->pdone;
 }
 
 /* tanh to a few ulp (Cephes' tanhf): odd polynomial below 0.625, else
@@ -88,16 +91,15 @@ FT_INL FT_VEC FT_FN(tanh)(FT_VEC x)
 }
 
 /* S[n][v*W ..] = K[n] . qt[..][v*W ..] for n < nbp (a multiple of KB);
- * pf: prefetch the next tile meanwhile. */
-FT_INL void FT_FN(qk)(const FT_FN(ctx) *x, const float *qt, size_t nbp, int pf, const int KB,
+ * pass gi of ng prefetches its share of the next tile meanwhile. */
+FT_INL void FT_FN(qk)(FT_FN(ctx) *x, const float *qt, size_t nbp, size_t gi, size_t ng, const int KB,
                       const int RV)
 {
     const size_t lanes = x->lanes, ks = x->ks, d = x->job->head_dim;
     const float *kf = x->kf;
     float *s = x->s;
     for (size_t n0 = 0; n0 < nbp; n0 += (size_t)KB) {
-        if (pf)
-            FT_FN(prefetch)(x, n0, n0 + (size_t)KB);
+        FT_FN(prefetch)(x, gi * nbp + n0 + (size_t)KB, ng * nbp);
         FT_VEC acc[32];
 #pragma GCC unroll 32
         for (int a = 0; a < KB * RV; a++)
@@ -245,17 +247,17 @@ static void FT_FN(mask_add)(const FT_FN(ctx) *x, size_t js, size_t nb, size_t r0
 
 /* One pass of RV row vectors from lane r0 over the converted tile of nb
  * cells: logits, transform, online softmax, values. */
-static FT_ATTR void FT_FN(pass)(const FT_FN(ctx) *x, size_t js, size_t nb, size_t r0, int RV,
-                                int add, int pf)
+static FT_ATTR void FT_FN(pass)(FT_FN(ctx) *x, size_t js, size_t nb, size_t r0, int RV,
+                                int add, size_t gi, size_t ng)
 {
     const fasa__attn_tile_job *job = x->job;
     float *s = x->s;
     const float *qt = x->qt + r0;
     switch (RV) {
-    case 1: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB1), pf, FT_KB1, 1); break;
-    case 2: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB2), pf, FT_KB2, 2); break;
-    case 3: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB3), pf, FT_KB3, 3); break;
-    default: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB4), pf, FT_KB4, 4); break;
+    case 1: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB1), gi, ng, FT_KB1, 1); break;
+    case 2: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB2), gi, ng, FT_KB2, 2); break;
+    case 3: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB3), gi, ng, FT_KB3, 3); break;
+    default: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB4), gi, ng, FT_KB4, 4); break;
     }
 
     /* logit transform and visibility; the running max */
@@ -338,7 +340,7 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
     char *base = (char *)job->scratch;
     FT_FN(ctx) x;
     x.job = job;
-    x.lanes = fasa__align_up(R, 16);
+    x.lanes = fasa__attn_tile_lanes(R);
     x.ks = fasa__align_up(d, 16);
     x.vs = fasa__align_up(dv, 16);
     const size_t lanes = x.lanes;
@@ -420,15 +422,17 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
         x.npf = stop - je < FASA_TILE ? stop - je : FASA_TILE;
         x.pfk = (const char *)job->k + je * kst;
         x.pfv = (const char *)job->v + je * vst;
+        x.pdone = 0;
 
-        const size_t v_end = (r_hi + FT_W - 1) / FT_W;
-        for (size_t v0 = r_lo / FT_W; v0 < v_end; v0 += FT_RVMAX) {
+        const size_t v_end = (r_hi + FT_W - 1) / FT_W, vb = r_lo / FT_W;
+        const size_t ng = (v_end - vb + FT_RVMAX - 1) / FT_RVMAX;
+        for (size_t v0 = vb; v0 < v_end; v0 += FT_RVMAX) {
             const int RV = v_end - v0 < FT_RVMAX ? (int)(v_end - v0) : FT_RVMAX;
             const size_t r0 = v0 * FT_W, r1 = r0 + (size_t)RV * FT_W;
             int add = 0;
             for (size_t b = r0 / G; b * G < r1 && b < nq && !add; b++)
                 add = x.qf[b] == 2;
-            FT_FN(pass)(&x, js, nb, r0, RV, add, v0 == r_lo / FT_W);
+            FT_FN(pass)(&x, js, nb, r0, RV, add, (v0 - vb) / FT_RVMAX, ng);
         }
     }
 
