@@ -162,8 +162,8 @@ static inline float fasa__attn_tile_logit(const fasa__attn_tile_job *job, size_t
 /* Scratch of an attn_tile job: regions in bytes from its start, each
  * 64-byte aligned; the same layout for every ISA (lanes padded to 16). */
 enum {
-    FASA__AT_QT,   /* float [head_dim][lanes]: q transposed              */
-    FASA__AT_OT,   /* float [head_dim_v][lanes]: acc transposed          */
+    FASA__AT_QT,   /* float [lanes]x[head_dim]: q transposed by lane group */
+    FASA__AT_OT,   /* float [lanes]x[head_dim_v]: acc, the same           */
     FASA__AT_LANE, /* float [8][lanes]: per-row state and tile bounds    */
     FASA__AT_KF,   /* float [FASA_TILE + 16][kstride]: K tile as f32     */
     FASA__AT_VF,   /* float [FASA_TILE][vstride]: V tile as f32          */
@@ -171,15 +171,9 @@ enum {
     FASA__AT_QF,   /* uint8_t [n_q]: per-query tile class                */
     FASA__AT_N
 };
-/* Floats between the rows of qt / ot (and the per-lane arrays): the rows
- * padded to whole vectors of 16, then to an odd number of cache lines. At
- * an even count the rows of a logit tile's q slice fall into a fraction of
- * the L1 sets (256 rows: 16 of 64) and evict each other. */
-static inline size_t fasa__attn_tile_lanes(size_t rows)
-{
-    size_t lanes = fasa__align_up(rows, 16);
-    return lanes / 16 % 2 == 0 ? lanes + 16 : lanes;
-}
+/* Lanes of an attn_tile job: rows padded to whole groups of 64 (a SIMD
+ * kernel's row pass takes up to 64 lanes, a divisor of 64). */
+static inline size_t fasa__attn_tile_lanes(size_t rows) { return fasa__align_up(rows, 64); }
 static inline size_t fasa__attn_tile_layout(size_t rows, size_t head_dim, size_t head_dim_v,
                                             size_t off[FASA__AT_N])
 {

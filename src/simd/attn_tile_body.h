@@ -3,8 +3,9 @@
  * (fasa__attn_tile_fn, see kernels.h), written once against a few vector
  * macros and instantiated per ISA.
  *
- * Rows sit in vector lanes: q is transposed once per call into qt[dim][row]
- * and acc into ot[dim][row], so that
+ * Rows sit in vector lanes: q is transposed once per call into qt and acc
+ * into ot, each a [dim][FT_SL] block per group of FT_SL lanes (a row pass),
+ * so that
  *  - logits S[key][row] = sum_c K[key][c] * qt[c][row] are broadcast-K FMAs
  *    over row vectors (a register tile of KB keys x RV row vectors, every
  *    K element loaded once per KB x RV FMAs, no horizontal sums);
@@ -33,7 +34,11 @@
  * value tile), FT_KERNEL_NAME.
  */
 
-#define FT_SL (FT_RVMAX * FT_W) /* lanes per row of S */
+#define FT_SL (FT_RVMAX * FT_W) /* lanes per row pass, per row of S */
+/* Offset of (lane r, dim c) in qt / ot: a pass's [dim][FT_SL] block is
+ * contiguous, so the logits sweep it like S (measured faster than rows
+ * of all lanes, whose strided 256-byte pieces the logit tiles re-read). */
+#define FT_QI(r, c, dim) (((r) / FT_SL * (dim) + (c)) * FT_SL + (r) % FT_SL)
 #define FT_CAT2(a, b) a##_##b
 #define FT_CAT(a, b) FT_CAT2(a, b)
 #define FT_FN(name) FT_CAT(ft_##name, FT_ISA)
@@ -95,7 +100,7 @@ FT_INL FT_VEC FT_FN(tanh)(FT_VEC x)
 FT_INL void FT_FN(qk)(FT_FN(ctx) *x, const float *qt, size_t nbp, size_t gi, size_t ng, const int KB,
                       const int RV)
 {
-    const size_t lanes = x->lanes, ks = x->ks, d = x->job->head_dim;
+    const size_t ks = x->ks, d = x->job->head_dim;
     const float *kf = x->kf;
     float *s = x->s;
     for (size_t n0 = 0; n0 < nbp; n0 += (size_t)KB) {
@@ -105,7 +110,7 @@ FT_INL void FT_FN(qk)(FT_FN(ctx) *x, const float *qt, size_t nbp, size_t gi, siz
         for (int a = 0; a < KB * RV; a++)
             acc[a] = FT_ZERO();
         const float *kr = kf + n0 * ks, *qc = qt;
-        for (size_t c = 0; c < d; c++, qc += lanes) {
+        for (size_t c = 0; c < d; c++, qc += FT_SL) {
             FT_VEC qv[4];
 #pragma GCC unroll 4
             for (int v = 0; v < RV; v++)
@@ -131,15 +136,16 @@ FT_INL void FT_FN(pv)(const float *vf, size_t vs, const float *s, const FT_VEC *
                       size_t lanes, size_t c0, size_t nb, const int CB, const int RV)
 {
     FT_VEC acc[32];
+    /* One base pointer, constant offsets: GCC otherwise keeps 16 store
+     * addresses across the loop, spills them into vector registers and the
+     * P vectors to the stack (measured 1.45x slower). */
+    float *o = ot + c0 * lanes;
 #pragma GCC unroll 16
     for (int cb = 0; cb < CB; cb++)
 #pragma GCC unroll 4
         for (int v = 0; v < RV; v++)
-            acc[cb * RV + v] = FT_MUL(FT_LOAD(ot + (c0 + (size_t)cb) * lanes + v * FT_W), al[v]);
+            acc[cb * RV + v] = FT_MUL(FT_LOAD(o + (size_t)cb * lanes + v * FT_W), al[v]);
     const float *vr = vf + c0, *sn = s;
-    /* The stores below recompute their addresses: held across the loop,
-     * 16 of them crowd out the P vectors (measured: spilled to the stack). */
-    __asm__("" : "+r"(ot));
     for (size_t n = 0; n < nb; n++, vr += vs, sn += FT_SL) {
         FT_VEC pv[4];
 #pragma GCC unroll 4
@@ -153,12 +159,12 @@ FT_INL void FT_FN(pv)(const float *vf, size_t vs, const float *s, const FT_VEC *
                 acc[cb * RV + v] = FT_FMA(b, pv[v], acc[cb * RV + v]);
         }
     }
-    __asm__("" : "+r"(ot));
+    __asm__("" : "+r"(o));
 #pragma GCC unroll 16
     for (int cb = 0; cb < CB; cb++)
 #pragma GCC unroll 4
         for (int v = 0; v < RV; v++)
-            FT_STORE(ot + (c0 + (size_t)cb) * lanes + v * FT_W, acc[cb * RV + v]);
+            FT_STORE(o + (size_t)cb * lanes + v * FT_W, acc[cb * RV + v]);
 }
 
 /* All value dims for RV row vectors: tiles of CB dims, then single dims. */
@@ -168,9 +174,9 @@ FT_INL void FT_FN(pv_all)(const FT_FN(ctx) *x, const FT_VEC *al, float *ot, size
     const size_t dv = x->job->head_dim_v;
     size_t c0 = 0;
     for (; c0 + (size_t)CB <= dv; c0 += (size_t)CB)
-        FT_FN(pv)(x->vf, x->vs, x->s, al, ot, x->lanes, c0, nb, CB, RV);
+        FT_FN(pv)(x->vf, x->vs, x->s, al, ot, FT_SL, c0, nb, CB, RV);
     for (; c0 < dv; c0++)
-        FT_FN(pv)(x->vf, x->vs, x->s, al, ot, x->lanes, c0, nb, 1, RV);
+        FT_FN(pv)(x->vf, x->vs, x->s, al, ot, FT_SL, c0, nb, 1, RV);
 }
 
 /* nrows rows of dim elements of dtype dt at src (byte stride sst) -> f32
@@ -252,7 +258,7 @@ static FT_ATTR void FT_FN(pass)(FT_FN(ctx) *x, size_t js, size_t nb, size_t r0, 
 {
     const fasa__attn_tile_job *job = x->job;
     float *s = x->s;
-    const float *qt = x->qt + r0;
+    const float *qt = x->qt + FT_QI(r0, 0, job->head_dim); /* r0: a multiple of FT_SL */
     switch (RV) {
     case 1: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB1), gi, ng, FT_KB1, 1); break;
     case 2: FT_FN(qk)(x, qt, fasa__align_up(nb, FT_KB2), gi, ng, FT_KB2, 2); break;
@@ -320,7 +326,7 @@ static FT_ATTR void FT_FN(pass)(FT_FN(ctx) *x, size_t js, size_t nb, size_t r0, 
         FT_STORE(lp, FT_FMA(FT_LOAD(lp), al[v], sum[v]));
     }
 
-    float *ot = x->ot + r0;
+    float *ot = x->ot + FT_QI(r0, 0, job->head_dim_v);
     switch (RV) {
     case 1: FT_FN(pv_all)(x, al, ot, nb, FT_CB1, 1); break;
     case 2: FT_FN(pv_all)(x, al, ot, nb, FT_CB2, 2); break;
@@ -358,15 +364,11 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
     x.qf = (uint8_t *)(base + off[FASA__AT_QF]);
 
     /* rows into lanes; padding lanes see nothing */
-    for (size_t c = 0; c < d; c++) {
-        float *row = x.qt + c * lanes;
-        for (size_t r = 0; r < lanes; r++)
-            row[r] = r < R ? job->q[r * job->q_stride + c] : 0.0f;
-    }
-    for (size_t c = 0; c < dv; c++) {
-        float *row = x.ot + c * lanes;
-        for (size_t r = 0; r < lanes; r++)
-            row[r] = r < R ? job->acc[r * job->acc_stride + c] : 0.0f;
+    for (size_t r = 0; r < lanes; r++) {
+        for (size_t c = 0; c < d; c++)
+            x.qt[FT_QI(r, c, d)] = r < R ? job->q[r * job->q_stride + c] : 0.0f;
+        for (size_t c = 0; c < dv; c++)
+            x.ot[FT_QI(r, c, dv)] = r < R ? job->acc[r * job->acc_stride + c] : 0.0f;
     }
     for (size_t r = 0; r < lanes; r++) {
         x.m[r] = r < R ? job->m[r] : -INFINITY;
@@ -424,7 +426,8 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
         x.pfv = (const char *)job->v + je * vst;
         x.pdone = 0;
 
-        const size_t v_end = (r_hi + FT_W - 1) / FT_W, vb = r_lo / FT_W;
+        /* passes start on whole groups of FT_SL lanes (the qt / ot blocks) */
+        const size_t v_end = (r_hi + FT_W - 1) / FT_W, vb = r_lo / FT_SL * FT_RVMAX;
         const size_t ng = (v_end - vb + FT_RVMAX - 1) / FT_RVMAX;
         for (size_t v0 = vb; v0 < v_end; v0 += FT_RVMAX) {
             const int RV = v_end - v0 < FT_RVMAX ? (int)(v_end - v0) : FT_RVMAX;
@@ -440,14 +443,13 @@ FT_ATTR void FT_KERNEL_NAME(const fasa__attn_tile_job *job)
         job->m[r] = x.m[r];
         job->l[r] = x.l[r];
     }
-    for (size_t c = 0; c < dv; c++) {
-        const float *row = x.ot + c * lanes;
-        for (size_t r = 0; r < R; r++)
-            job->acc[r * job->acc_stride + c] = row[r];
-    }
+    for (size_t r = 0; r < R; r++)
+        for (size_t c = 0; c < dv; c++)
+            job->acc[r * job->acc_stride + c] = x.ot[FT_QI(r, c, dv)];
 }
 
 #undef FT_SL
+#undef FT_QI
 #undef FT_CAT2
 #undef FT_CAT
 #undef FT_FN
