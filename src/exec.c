@@ -303,9 +303,14 @@ void fasa__run_item(const fasa_plan *p, const fasa__io *io, size_t phase, size_t
             fasa__attn_merge_item(p, io, q0 + item / p->attn_sets, item % p->attn_sets, slot);
         break;
     case FASA__ST_ATTN_FOLD: {
-        size_t b = item / p->attn_sets;
+        size_t b = item / p->attn_sets, s = item % p->attn_sets;
+        if (p->tiled) { /* unit-major: items in a row share one KV head's K/V in the LLC */
+            const size_t n_blocks = st->n_items / p->attn_sets;
+            b = item % n_blocks;
+            s = item / n_blocks;
+        }
         if (b * p->fold_qb < qb)
-            fasa__attn_fold_item(p, io, q0 + b * p->fold_qb, item % p->attn_sets, slot);
+            fasa__attn_fold_item(p, io, q0 + b * p->fold_qb, s, slot);
         break;
     }
     default: break;

@@ -336,20 +336,136 @@ void fasa__attn_merge_item(const fasa_plan *p, const fasa__io *io, size_t i, siz
         merge_rows(p, io, i, u.h0, u.rows, u.n_chunks, &sc);
 }
 
+/* ------------------------------------------------------- tiled prefill */
+
+/* RANGES as mask rows: row b of rmask (FASA__RANGE_PIECE floats) gets 0 on
+ * the cells of [a, a + n) query i0 + b sees, -inf elsewhere; cur[b] is the
+ * query's first range not yet behind a. */
+static void ranges_piece(const fasa__io *io, size_t i0, size_t nb, size_t a,
+                         size_t n, uint32_t *cur, float *rmask)
+{
+    for (size_t b = 0; b < nb; b++) {
+        float *row = rmask + b * FASA__RANGE_PIECE;
+        for (size_t j = 0; j < n; j++)
+            row[j] = -INFINITY;
+        const uint32_t r_end = io->range_first[i0 + b + 1];
+        for (uint32_t r = cur[b]; r < r_end; r++) {
+            size_t rb = io->ranges[2 * (size_t)r], re = io->ranges[2 * (size_t)r + 1];
+            if (rb >= a + n)
+                break;
+            if (re <= a) {
+                cur[b] = r + 1;
+                continue;
+            }
+            for (size_t j = rb > a ? rb : a; j < re && j < a + n; j++)
+                row[j - a] = 0.0f;
+        }
+    }
+}
+
+/* Dense queries [i0, i0 + nb) on KV head g through attn_tile: the rows of
+ * all queries (x G) in one job over the hull of their visible cells, so
+ * each K/V tile is converted once for all of them. CAUSAL bounds each
+ * query by its own cells; MASK passes the mask rows (hidden cells weigh
+ * nothing); RANGES become mask rows of FASA__RANGE_PIECE cells at a time.
+ * A row's arithmetic does not depend on the other queries of the block
+ * (kernels.h), so a FASA query that attends densely alone equals DENSE. */
+static void tiled_fold(const fasa_plan *p, const fasa__io *io, size_t i0, size_t nb, size_t g,
+                       size_t slot)
+{
+    slot_scratch sc;
+    carve(p, io, slot, &sc);
+    const size_t G = p->group, d = p->head_dim, dv = p->head_dim_v;
+    char *base = fasa__slot(p, io, slot);
+    uint32_t *begin = (uint32_t *)(void *)(base + p->ws.s_bound), *end = begin + p->fold_qb;
+    uint32_t *cur = end + p->fold_qb;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t b = 0; b < nb; b++) {
+        load_q(p, io, i0 + b, g * G, G, sc.q + b * G * d);
+        fasa__vis_hull(p, io, i0 + b, &begin[b], &end[b]);
+        if (begin[b] < end[b]) {
+            lo = begin[b] < lo ? begin[b] : lo;
+            hi = end[b] > hi ? end[b] : hi;
+        }
+        if (p->vis_kind == FASA_VISIBLE_RANGES)
+            cur[b] = io->range_first[i0 + b];
+    }
+    state_clear(sc.m, sc.l, sc.acc, nb * G, dv);
+    fasa__attn_tile_job job;
+    memset(&job, 0, sizeof job);
+    job.q = sc.q;
+    job.n_q = nb;
+    job.group = G;
+    job.q_stride = d;
+    job.k = fasa__row(&io->k, 0, g);
+    job.k_stride = io->k.token_stride;
+    job.k_dtype = io->k.dtype;
+    job.v = fasa__row(&io->v, 0, g);
+    job.v_stride = io->v.token_stride;
+    job.v_dtype = io->v.dtype;
+    job.head_dim = d;
+    job.head_dim_v = dv;
+    job.begin = begin;
+    job.end = end;
+    job.m = sc.m;
+    job.l = sc.l;
+    job.acc = sc.acc;
+    job.acc_stride = dv;
+    job.softcap = p->softcap;
+    job.slope = p->slopes != NULL ? p->slopes + g * G : NULL;
+    job.qpos = (int64_t)fasa__qpos(p, i0);
+    job.scratch = base + p->ws.s_tile;
+    if (lo < hi && p->vis_kind != FASA_VISIBLE_RANGES) {
+        job.first = lo;
+        job.n = hi - lo;
+        if (p->vis_kind == FASA_VISIBLE_MASK) {
+            job.mask = (const char *)fasa__mask_row(p, io, i0) +
+                       (size_t)lo * fasa__dtype_size(p->mask_dtype);
+            job.mask_stride = p->mask_stride;
+            job.mask_dtype = p->mask_dtype;
+        }
+        p->kern->attn_tile(&job);
+    } else if (lo < hi) {
+        float *rmask = (float *)(void *)(base + p->ws.s_rmask);
+        job.mask = rmask;
+        job.mask_stride = FASA__RANGE_PIECE;
+        job.mask_dtype = FASA_DTYPE_F32;
+        for (size_t a = lo; a < hi;) { /* pieces end on multiples of the piece size */
+            size_t e = (a / FASA__RANGE_PIECE + 1) * FASA__RANGE_PIECE;
+            e = e < hi ? e : hi;
+            ranges_piece(io, i0, nb, a, e - a, cur, rmask);
+            job.first = a;
+            job.n = e - a;
+            p->kern->attn_tile(&job);
+            a = e;
+        }
+    }
+    for (size_t b = 0; b < nb; b++)
+        finalize(p, io, i0 + b, g * G, G, sc.m + b * G, sc.l + b * G, sc.acc + b * G * dv);
+}
+
 /* Queries [i0, i0 + fold_qb) x unit s, every chunk folded in order. For a
  * dense block (prefill) each KV chunk is used by every query of the block
- * while it is in cache; per query the arithmetic is that of one query. */
+ * while it is in cache; per query the arithmetic is that of one query.
+ * Tiled plans send dense units to attn_tile instead (a DENSE block, or
+ * one dense FASA query). */
 void fasa__attn_fold_item(const fasa_plan *p, const fasa__io *io, size_t i0, size_t s,
                           size_t slot)
 {
     slot_scratch sc;
+    attn_unit u;
+    const size_t q_end0 = (i0 / p->qb + 1) * p->qb < p->n_q ? (i0 / p->qb + 1) * p->qb : p->n_q;
+    if (p->tiled && unit_of(p, io, i0, s, &u) && u.dense) {
+        /* a fold item holds only dense queries or only one query */
+        tiled_fold(p, io, i0, q_end0 - i0 < p->fold_qb ? q_end0 - i0 : p->fold_qb, u.g0, slot);
+        return;
+    }
     carve(p, io, slot, &sc);
     const size_t G = p->group, d = p->head_dim, dv = p->head_dim_v;
     const size_t R = p->dense_per * G; /* rows a unit can have: the slot's stride */
     const size_t q_end = (i0 / p->qb + 1) * p->qb < p->n_q ? (i0 / p->qb + 1) * p->qb : p->n_q;
     const size_t nb = q_end - i0 < p->fold_qb ? q_end - i0 : p->fold_qb;
     size_t most = 0;
-    attn_unit u;
     for (size_t b = 0; b < nb; b++) {
         if (!unit_of(p, io, i0 + b, s, &u))
             continue;

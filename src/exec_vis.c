@@ -74,6 +74,28 @@ uint32_t fasa__tile_of(const fasa_plan *p, const fasa__io *io, size_t i, size_t 
     return tile_list(p, io, i)[u] & ~FASA__TILE_MASKED;
 }
 
+void fasa__vis_hull(const fasa_plan *p, const fasa__io *io, size_t i, uint32_t *b, uint32_t *e)
+{
+    *b = *e = 0;
+    if (p->vis_kind == FASA_VISIBLE_CAUSAL) {
+        *b = (uint32_t)causal_lo(p, i);
+        *e = (uint32_t)(fasa__qpos(p, i) + 1);
+    } else if (p->vis_kind == FASA_VISIBLE_RANGES) {
+        uint32_t r0 = io->range_first[i], r1 = io->range_first[i + 1];
+        if (r0 < r1) {
+            *b = io->ranges[2 * (size_t)r0];
+            *e = io->ranges[2 * (size_t)r1 - 1];
+        }
+    } else {
+        const fasa__qvis *v = qvis_slot(p, io, i);
+        if (v->n_tiles > 0) {
+            size_t last = ((size_t)fasa__tile_of(p, io, i, v->n_tiles - 1) + 1) * FASA_TILE;
+            *b = fasa__tile_of(p, io, i, 0) * FASA_TILE;
+            *e = (uint32_t)(last < p->t ? last : p->t);
+        }
+    }
+}
+
 /* ------------------------------------------------------------ VIS stage */
 
 static void vis_ranges(const fasa_plan *p, const fasa__io *io, size_t i, fasa__qvis *v)

@@ -98,6 +98,107 @@ static inline float fasa__attn_logit(const fasa__attn_job *job, size_t r, size_t
 }
 typedef void (*fasa__attn_fn)(const fasa__attn_job *job);
 
+/* Tiled attention of a block of queries (prefill). Rows r < n_q * group:
+ * row r is head r % group (of the KV head's GQA group) of query r / group.
+ * For each query b and each cell j of [first, first + n) that b sees
+ * (begin[b] <= j < end[b], either array NULL = no bound) the rows of b get
+ * the online-softmax update of fasa__attn_job with the logit transform of
+ * fasa__attn_tile_logit (mask row b, slope[r % group], position qpos + b);
+ * a -INFINITY logit hides the cell. State (m, l, acc) as in
+ * fasa__attn_job: continued, not reset.
+ * Kernels cut the cells into FASA_TILE-aligned tiles (absolute cell
+ * index), convert each K/V tile to f32 once for all rows, and skip the
+ * tiles a query does not see at all. Each row's arithmetic depends only on
+ * its own visible cells and tile boundaries, never on the other rows, on
+ * first / n beyond what the row sees, or on how the cells are split into
+ * calls at tile boundaries: a row gives the same bits alone or in a block.
+ * Hidden cells inside a processed tile weigh exactly 0 (their V rows are
+ * multiplied by 0, as in fasa__attn_job's SIMD kernels). */
+typedef struct fasa__attn_tile_job {
+    const float *q;          /* [n_q * group][q_stride], f32, pre-scaled  */
+    size_t n_q, group, q_stride;
+    const void *k;           /* token 0 of the KV head                    */
+    size_t k_stride;         /* elements between tokens                   */
+    int32_t k_dtype;
+    const void *v;
+    size_t v_stride;
+    int32_t v_dtype;
+    size_t head_dim, head_dim_v;
+    size_t first, n;         /* cells [first, first + n)                  */
+    const uint32_t *begin;   /* [n_q] first cell query b sees, or NULL    */
+    const uint32_t *end;     /* [n_q] one past its last, or NULL          */
+    float *m, *l, *acc;      /* [rows], [rows], [rows][acc_stride]        */
+    size_t acc_stride;
+    /* logit transform (all zero: none) */
+    const void *mask;        /* row b at mask + b * mask_stride elements,
+                              * element j - first for cell j             */
+    size_t mask_stride;
+    int32_t mask_dtype;      /* FASA_DTYPE_F32 or FASA_DTYPE_F16          */
+    float softcap;
+    const float *slope;      /* [group] or NULL                           */
+    int64_t qpos;            /* position of query 0 (ALiBi without mask)  */
+    void *scratch;           /* 64-byte aligned, fasa__attn_tile_scratch_size */
+} fasa__attn_tile_job;
+typedef void (*fasa__attn_tile_fn)(const fasa__attn_tile_job *job);
+
+/* Logit of row (b, g) for cell j after the dot product s: softcap, then
+ * the bias slope_g * b_j (b_j = mask value, or j - (qpos + b) with slopes
+ * and no mask); -INFINITY when the mask hides j. */
+static inline float fasa__attn_tile_logit(const fasa__attn_tile_job *job, size_t b, size_t g,
+                                          size_t j, float s)
+{
+    if (job->softcap > 0.0f)
+        s = job->softcap * tanhf(s / job->softcap);
+    float bias = 0.0f;
+    if (job->mask != NULL) {
+        size_t e = b * job->mask_stride + (j - job->first);
+        bias = job->mask_dtype == FASA_DTYPE_F16
+                   ? fasa__f16_to_f32(((const uint16_t *)job->mask)[e])
+                   : ((const float *)job->mask)[e];
+    } else if (job->slope != NULL) {
+        bias = (float)((int64_t)j - (job->qpos + (int64_t)b));
+    }
+    if (bias == -INFINITY)
+        return -INFINITY;
+    return s + (job->slope != NULL ? job->slope[g] : 1.0f) * bias;
+}
+
+/* Scratch of an attn_tile job: regions in bytes from its start, each
+ * 64-byte aligned; the same layout for every ISA (lanes padded to 16). */
+enum {
+    FASA__AT_QT,   /* float [lanes]x[head_dim]: q transposed by lane group */
+    FASA__AT_OT,   /* float [lanes]x[head_dim_v]: acc, the same           */
+    FASA__AT_LANE, /* float [8][lanes]: per-row state and tile bounds    */
+    FASA__AT_KF,   /* float [FASA_TILE + 16][kstride]: K tile as f32     */
+    FASA__AT_VF,   /* float [FASA_TILE][vstride]: V tile as f32          */
+    FASA__AT_S,    /* float [FASA_TILE + 16][64]: logits / weights       */
+    FASA__AT_QF,   /* uint8_t [n_q]: per-query tile class                */
+    FASA__AT_N
+};
+/* Lanes of an attn_tile job: rows padded to whole groups of 64 (a SIMD
+ * kernel's row pass takes up to 64 lanes, a divisor of 64). */
+static inline size_t fasa__attn_tile_lanes(size_t rows) { return fasa__align_up(rows, 64); }
+static inline size_t fasa__attn_tile_layout(size_t rows, size_t head_dim, size_t head_dim_v,
+                                            size_t off[FASA__AT_N])
+{
+    const size_t lanes = fasa__attn_tile_lanes(rows), f = sizeof(float);
+    const size_t ks = fasa__align_up(head_dim, 16), vs = fasa__align_up(head_dim_v, 16);
+    const size_t bytes[FASA__AT_N] = {head_dim * lanes * f, head_dim_v * lanes * f, 8 * lanes * f,
+                                      (FASA_TILE + 16) * ks * f, FASA_TILE * vs * f,
+                                      (FASA_TILE + 16) * 64 * f, rows};
+    size_t o = 0;
+    for (int i = 0; i < FASA__AT_N; i++) {
+        off[i] = o;
+        o += fasa__align_up(bytes[i], 64);
+    }
+    return o;
+}
+static inline size_t fasa__attn_tile_scratch_size(size_t rows, size_t head_dim, size_t head_dim_v)
+{
+    size_t off[FASA__AT_N];
+    return fasa__attn_tile_layout(rows, head_dim, head_dim_v, off);
+}
+
 /* Exact top-k of s[0..n): writes the k (<= n) selected indices to out in
  * ascending order. Larger score wins; equal scores: lower index wins; NaN
  * ranks below every number (-INFINITY included). scratch holds
@@ -146,6 +247,7 @@ typedef void (*fasa__lc_transpose_fn)(const void *stage, size_t ld, size_t rows,
 typedef struct fasa__kernels {
     fasa__score_dims_fn score_dims[FASA__N_DTYPES];
     fasa__attn_fn attn;
+    fasa__attn_tile_fn attn_tile;
     fasa__topk_fn topk;
     fasa__score_labels_fn score_labels[3];
     fasa__convert_fn convert[3]; /* [FASA_DTYPE_F32] unused (NULL) */
@@ -169,6 +271,7 @@ void fasa__score_dims_q8_0_ref(const void *k, size_t token_stride, size_t n, con
 void fasa__score_dims_q4_0_ref(const void *k, size_t token_stride, size_t n, const uint32_t *dims,
                                size_t n_dims, const float *w, float *out);
 void fasa__attn_ref(const fasa__attn_job *job);
+void fasa__attn_tile_ref(const fasa__attn_tile_job *job);
 void fasa__topk_ref(const float *s, size_t n, size_t k, uint32_t *out, void *scratch);
 
 /* Every kernel of src/kernels.def, declared from its registry line. */

@@ -18,6 +18,12 @@
 /* Tiles of FASA_TILE cells per TIP item, and per attention chunk. */
 #define FASA__TIP_TILES 32  /* 2048 cells                  */
 #define FASA__KV_TILES 16   /* 1024 cells (FASA_KV_CHUNK)  */
+/* Tiled prefill: a fold item's block of queries grows (from FASA_Q_BLOCK,
+ * doubling) up to FASA__TILE_ROWS rows (queries x G) while the call keeps
+ * at least FASA__TILE_ITEMS items; cells per RANGES mask piece. */
+#define FASA__TILE_ROWS 512
+#define FASA__TILE_ITEMS 64
+#define FASA__RANGE_PIECE (FASA__KV_TILES * FASA_TILE)
 
 typedef enum fasa__stage_kind {
     FASA__ST_VIS = 0,       /* item = query: visible tiles, counts, dense flag   */
@@ -53,6 +59,9 @@ typedef struct fasa__ws_layout {
     size_t total;      /* including the 64 bytes of alignment slack          */
     /* inside a slot */
     size_t s_q, s_m, s_l, s_acc, s_cm, s_cl, s_cacc, s_w, s_dims, s_topk;
+    size_t s_tile;     /* attn_tile scratch (tiled plans)                    */
+    size_t s_bound;    /* uint32_t [3][fold_qb]: begin, end, range cursor    */
+    size_t s_rmask;    /* float [fold_qb][FASA__RANGE_PIECE] (tiled RANGES)  */
 } fasa__ws_layout;
 
 /* Per query of a round, written by the VIS stage (or derived on the fly for
@@ -109,6 +118,7 @@ struct fasa_plan {
     size_t attn_sets;      /* attention items per query                     */
     size_t dense_per;      /* KV heads per dense attention item             */
     size_t fold_qb;        /* queries per fold item (dense prefill block)   */
+    int tiled;             /* fold items attend dense queries with attn_tile */
     size_t n_stages, n_phases;
     fasa__stage stages[FASA__MAX_STAGES];
     fasa__ws_layout ws;
@@ -157,6 +167,8 @@ const fasa__qvis *fasa__qvis_of(const fasa_plan *p, const fasa__io *io, size_t i
                                 fasa__qvis *tmp);
 /* Listed tile number u of query i: its cell tile index. */
 uint32_t fasa__tile_of(const fasa_plan *p, const fasa__io *io, size_t i, size_t u);
+/* Hull [*b, *e) of the cells query i sees (*b == *e: none). */
+void fasa__vis_hull(const fasa_plan *p, const fasa__io *io, size_t i, uint32_t *b, uint32_t *e);
 /* Position p_i of query i (its own cell under CAUSAL). */
 static inline size_t fasa__qpos(const fasa_plan *p, size_t i) { return p->t - p->n_q + i; }
 

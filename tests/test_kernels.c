@@ -5,7 +5,7 @@
  * of kernels.def, the levels from src/levels.def. Error scales per family
  * (tol from the registry):
  *   score_labels, score_dims  |simd - ref| <= tol * sum|w*x|
- *   attn            lse within tol * (1 + |lse|), out = acc/l within
+ *   attn, attn_tile lse within tol * (1 + |lse|), out = acc/l within
  *                   tol * 4 (4 bounds |v| of the N(0,1) data)
  *   convert, topk, topk_hint, lc_gather, lc_transpose  bit-identical (tol 0);
  *                   topk_hint and the lc ops have their own oracle (topk_ref,
@@ -627,6 +627,80 @@ static void test_attn(const entry *e, const entry *ref)
             }
 }
 
+/* ---------------------------------------------------------- attn_tile */
+
+/* Against the scalar reference (tests/test_attn_tile.c checks every kernel
+ * against double precision): blocks of 1..17 queries x G 1..4, causal ends,
+ * an f16 mask with hidden cells and biases, softcap, every dtype. */
+static void test_attn_tile(const entry *e, const entry *ref)
+{
+    static const int dts[3] = {FASA_DTYPE_F32, FASA_DTYPE_F16, FASA_DTYPE_BF16};
+    for (int kd = 0; kd < 3; kd++)
+        for (size_t si = 0; si < N_SIZES + 1; si++)
+            for (int variant = 0; variant < 2; variant++) {
+                const size_t n = pick_size(si), d = variant ? 36 : 128, nq = variant ? 17 : 3;
+                const size_t G = variant ? 1 : 4, rows = nq * G, first = 5, t = first + n + 1;
+                const size_t es = test_dtype_size(dts[kd]);
+                void *bk, *bv, *bq, *bm, *bs[2], *bscr;
+                char *k = buf(t * d * es, 4, &bk), *v = buf(t * d * es, 4, &bv);
+                float *q = buf(rows * d * 4, 4, &bq);
+                uint16_t *mask = buf(nq * (n + 1) * 2, 0, &bm);
+                uint32_t end[17];
+                for (size_t i = 0; i < t * d; i++) {
+                    put(k, dts[kd], i, (float)test_rand_normal());
+                    put(v, dts[kd], i, (float)test_rand_normal());
+                }
+                for (size_t i = 0; i < rows * d; i++)
+                    q[i] = (float)(test_rand_normal() * 0.3);
+                for (size_t b = 0; b < nq; b++) {
+                    end[b] = (uint32_t)(first + n - nq + b + 1);
+                    for (size_t j = 0; j < n; j++)
+                        mask[b * (n + 1) + j] = test_f32_to_f16(
+                            test_rand_u64() % 5 == 0 ? -INFINITY : (float)test_rand_normal());
+                }
+                float *st[2];
+                for (int x = 0; x < 2; x++)
+                    st[x] = buf(rows * (d + 2) * 4, 4, &bs[x]);
+                void *scr = buf(fasa__attn_tile_scratch_size(rows, d, d), 0, &bscr);
+                for (int x = 0; x < 2; x++) {
+                    float *m = st[x], *l = m + rows, *acc = l + rows;
+                    for (size_t r = 0; r < rows; r++)
+                        m[r] = -INFINITY, l[r] = 0.0f;
+                    memset(acc, 0, rows * d * 4);
+                    fasa__attn_tile_job job;
+                    memset(&job, 0, sizeof job);
+                    job.q = q, job.n_q = nq, job.group = G, job.q_stride = d;
+                    job.k = k, job.k_stride = d, job.k_dtype = dts[kd];
+                    job.v = v, job.v_stride = d, job.v_dtype = dts[kd];
+                    job.head_dim = job.head_dim_v = d;
+                    job.first = first, job.n = n, job.end = n >= nq ? end : NULL;
+                    job.m = m, job.l = l, job.acc = acc, job.acc_stride = d;
+                    job.scratch = scr;
+                    if (variant) {
+                        job.mask = mask, job.mask_stride = n + 1, job.mask_dtype = FASA_DTYPE_F16;
+                        job.softcap = 7.5f;
+                    }
+                    ((fasa__attn_tile_fn)(x ? e->fn : ref->fn))(&job);
+                }
+                size_t bad = 0;
+                for (size_t r = 0; r < rows; r++) {
+                    float *m0 = st[0], *l0 = m0 + rows, *a0 = l0 + rows;
+                    float *m1 = st[1], *l1 = m1 + rows, *a1 = l1 + rows;
+                    if (l0[r] == 0.0f) {
+                        bad += l1[r] != 0.0f || m1[r] != -INFINITY;
+                        continue;
+                    }
+                    double lse0 = m0[r] + log(l0[r]), lse1 = m1[r] + log(l1[r]);
+                    bad += !(fabs(lse0 - lse1) <= 2e-5 * (1 + fabs(lse0)));
+                    for (size_t c = 0; c < d; c++)
+                        bad += !(fabs(a0[r * d + c] / l0[r] - a1[r * d + c] / l1[r]) <= 2e-5 * 4);
+                }
+                CHECKF(bad == 0, "%s: dtype %d n %zu variant %d: %zu mismatches", e->name,
+                       dts[kd], n, variant, bad);
+                free(bk), free(bv), free(bq), free(bm), free(bs[0]), free(bs[1]), free(bscr);
+            }
+}
+
 /* ------------------------------------------------------------ the cap */
 
 /* 1 when level is cap or one of its ancestors (levels.def parents). */
@@ -685,6 +759,7 @@ static const struct family {
     {"topk_hint", test_topk_hinted, 1, 1},     {"attn", test_attn, 0, 0},
     {"lc_gather", test_lc_gather, 1, 1},       {"lc_transpose", test_lc_transpose, 1, 1},
     {"score_dims_quant", test_score_dims_quant, 0, 0},
+    {"attn_tile", test_attn_tile, 0, 0},
 };
 
 static const struct family *family_of(const entry *e)

@@ -5,8 +5,8 @@
  * per-query budgets, against the double reference; FASA's invariants
  * (dense within budget bit for bit, sets visible and equal to PREDICT's,
  * a batch equal to its queries one by one); host-thread shares equal to
- * the library's own threads for every split; and the errors of the new
- * entry points.
+ * the library's own threads for every split; prefill-sized batches (the
+ * tiled kernel); and the errors of the new entry points.
  *
  * Tolerances as test_attend: |out - ref| <= 2e-5 * max|v|; lse 1e-5.
  */
@@ -855,9 +855,35 @@ int main(void)
         if (test_failures() > 20)
             break;
     }
+    /* prefill: more queries than a partial split takes, so DENSE and
+     * FASA's dense queries run through attn_tile (blocks of queries); a
+     * batch is then not compared with its queries alone (one query takes
+     * the decode kernel: same contract, other bits) */
+    const int n_prefill = 24;
+    for (int k = 0; k < n_prefill && test_failures() <= 20; k++) {
+        vcase c;
+        random_case(&c);
+        c.n_q = test_rand_range(17, 40);
+        if (k % 8 == 0) { /* enough items for blocks of 32 and 64 queries */
+            c.n_q = test_rand_range(260, 320);
+            c.hkv = k % 16 == 0 ? 16 : 8;
+            c.hq = 16;
+            c.t = 0;
+        }
+        if (c.t < c.n_q + 64)
+            c.t = c.n_q + test_rand_range(64, k % 8 == 0 ? 500 : 2600);
+        char desc[400];
+        describe(&c, desc, sizeof desc);
+        vdata a;
+        data_make(&a, &c);
+        check_dense(ctx, &c, &a, desc);
+        check_fasa(ctx, &c, &a, desc, 0);
+        check_shares(ctx, &c, &a, desc);
+        data_free(&a);
+    }
     test_note("test_visibility: %d random cases (dense vs reference, FASA invariants, batches, "
-              "host-thread shares)",
-              n_cases);
+              "host-thread shares), %d prefill cases",
+              n_cases, n_prefill);
     fasa_ctx_destroy(ctx);
     return test_summary();
 }
