@@ -18,11 +18,14 @@ BINDINGS_ENV := $(if $(BINDINGS_PRELOAD),LD_PRELOAD="$(BINDINGS_PRELOAD)" \
 
 # unittest's own summary is not a line CI reads, so the last line is
 # rewritten as "check-python: N passed, N failed, N skipped".
-check-python: $(SHARED) $(BUILD)/libfasa.so
+# test_hf compares the drop-in with build/llama (skipped when torch or the
+# models are absent: SKIP lines in the log).
+check-python: $(SHARED) $(BUILD)/libfasa.so $(BUILD)/llama
 	@if ! $(PYTHON) -c 'import numpy' >/dev/null 2>&1; then \
 	    echo "check-python: SKIPPED: $(PYTHON) cannot import numpy"; exit 0; fi; \
 	log=$(BUILD)/check-python.log; \
-	$(BINDINGS_ENV) FASA_LIBRARY=$(BINDINGS_LIB) PYTHONDONTWRITEBYTECODE=1 \
+	$(BINDINGS_ENV) FASA_LIBRARY=$(BINDINGS_LIB) FASA_LLAMA_BIN=$(abspath $(BUILD))/llama \
+	    PYTHONDONTWRITEBYTECODE=1 \
 	    $(PYTHON) -m unittest discover -s examples/python/tests -v >$$log 2>&1; rc=$$?; \
 	cat $$log; \
 	ran=$$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' $$log); \

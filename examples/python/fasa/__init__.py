@@ -31,6 +31,7 @@ from .profile import (GROUP_SHARED, PAIRS_ADJACENT, PAIRS_HALF, PAIRS_INTERLEAVE
                       Calibrator, HFConfig, Info, Profile, Shape, read_hf_config,
                       select_defaults)
 from .views import DTYPE_BF16, DTYPE_F16, DTYPE_F32, as_view, validate_view
+from . import hf  # noqa: E402  (torch is imported only when used)
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 

@@ -129,6 +129,10 @@ class Context:
         self.params.struct_size = ctypes.sizeof(AttnParams)
         d = self.desc = AttentionDesc()
         d.struct_size = ctypes.sizeof(AttentionDesc)
+        d.params = ctypes.pointer(self.params)
+        self.extras = True  # descriptor fields beyond the common ones may be set
+        from .core import Batch
+        self.batch = Batch()
         d.q, d.k, d.v = ctypes.pointer(self.qv), ctypes.pointer(self.kv), ctypes.pointer(self.vv)
         self.out_ptr = ctypes.pointer(self.ov)
         self.vis_ptr = ctypes.pointer(self.vis)

@@ -15,7 +15,8 @@ from ._lib import lib
 from . import context as _context
 from .errors import FasaError, check
 from .masks import visible_ranges
-from .tensors import CODE, KIND, SHAPE, inspect, new_output, parse_dtype, queries4, view3, cells4
+from .tensors import (KIND, SHAPE, bind3, cells4, fill, inspect, mergeable, new_output,
+                      parse_dtype, queries4, view3)
 
 OP_DENSE, OP_SPARSE, OP_PREDICT, OP_FASA = 0, 1, 2, 3
 PER_HEAD, GROUP_SHARED = 0, 1
@@ -77,13 +78,33 @@ def resolve_mode(mode, cache, function):
 
 class Batch:
     """How the caller's tensors map onto one call: n_q queries, t cells,
-    batch rows B of row cells each (B = 1 for 3-D tensors)."""
+    batch rows B of row cells each (B = 1 for 3-D tensors). One per
+    Context, refilled by every call."""
     __slots__ = ("four", "B", "Tq", "T", "row", "n_q", "kind")
 
 
 def bind_qkv(ctx, q, k, v, dtype, function):
     """Fill ctx.qv/kv/vv from q, k, v (v may be None). Returns (Batch, keep)."""
-    b = Batch()
+    b = ctx.batch
+    if getattr(q, "ndim", 0) == 3 and getattr(k, "ndim", 0) == 3 and \
+            (v is None or getattr(v, "ndim", 0) == 3):
+        b.kind, kq = bind3(ctx.qv, q, "q", dtype)
+        _, kk = bind3(ctx.kv, k, "k", dtype)
+        kv_ = bind3(ctx.vv, v, "v", dtype)[1] if v is not None else None
+        b.four, b.B, b.Tq, b.T = False, 1, q.shape[0], k.shape[0]
+        b.row = b.T
+        b.n_q = b.Tq
+        keep = (kq, kk, kv_)
+    else:
+        keep = _bind_general(ctx, b, q, k, v, dtype, function)
+    if b.Tq > b.T:
+        raise ValueError("%s: %d queries per sequence but only %d cells: queries are the last "
+                         "cells of their sequence (append the new keys first)"
+                         % (function, b.Tq, b.T))
+    return b, keep
+
+
+def _bind_general(ctx, b, q, k, v, dtype, function):
     tq = inspect(q, "q", dtype)
     tk = inspect(k, "k", dtype)
     tv = inspect(v, "v", dtype) if v is not None else None
@@ -105,6 +126,12 @@ def bind_qkv(ctx, q, k, v, dtype, function):
             if t is not None and (len(t[SHAPE]) != 4 or t[SHAPE][0] != B):
                 raise ValueError("%s: q is [batch=%d, heads, tokens, head_dim]; %s has shape "
                                  "%s" % (function, B, name, tuple(t[SHAPE])))
+        if not mergeable(tq):
+            # q is small (one row per query): a token-major copy, where K/V
+            # (the cache) are never copied. RoPE'd HF queries of a batched
+            # prefill are head-major [B, Hq, Tq, D] and need it.
+            q = _token_major_copy(q)
+            tq = inspect(q, "q", dtype)
         queries4(ctx.qv, tq, "q")
         b.row = cells4(ctx.kv, tk, "k")
         if tv is not None:
@@ -120,11 +147,18 @@ def bind_qkv(ctx, q, k, v, dtype, function):
     else:
         raise ValueError("%s: q must be [tokens, heads, head_dim] or [batch, heads, tokens, "
                          "head_dim], got shape %s" % (function, tuple(tq[SHAPE])))
-    if b.Tq > b.T:
-        raise ValueError("%s: %d queries per sequence but only %d cells: queries are the last "
-                         "cells of their sequence (append the new keys first)"
-                         % (function, b.Tq, b.T))
-    return b, (tq, tk, tv)
+    return (tq, tk, tv, q)
+
+
+def _token_major_copy(x):
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    if hasattr(x, "contiguous"):
+        return x.transpose(1, 2).contiguous().transpose(1, 2)
+    return _token_major_copy(np.from_dlpack(x))
+
+
+_ITEM = {0: 4, 1: 2, 2: 2}
 
 
 def bind_out(ctx, b, out, out_dtype, head_dim_v, n_heads, function):
@@ -132,12 +166,15 @@ def bind_out(ctx, b, out, out_dtype, head_dim_v, n_heads, function):
     result is what the caller gets ([n_q, Hq, dv], or [B, Hq, Tq, dv] as a
     transposed view of [B, Tq, Hq, dv] storage for 4-D inputs)."""
     if out is None:
-        code = parse_dtype(out_dtype)
-        if b.four:
-            store = new_output(b.kind, (b.B, b.Tq, n_heads, head_dim_v), code)
-            result = store.transpose(1, 2) if b.kind == "torch" else store.transpose(0, 2, 1, 3)
-        else:
-            store = result = new_output(b.kind, (b.n_q, n_heads, head_dim_v), code)
+        code = parse_dtype(out_dtype) if out_dtype != "f32" else 0
+        if not b.four:
+            result = new_output(b.kind, (b.n_q, n_heads, head_dim_v), code)
+            ptr = result.data_ptr() if b.kind == "torch" else result.ctypes.data
+            fill(ctx.ov, ptr, code, b.n_q, n_heads, head_dim_v, n_heads * head_dim_v,
+                 head_dim_v)
+            return result, None
+        store = new_output(b.kind, (b.B, b.Tq, n_heads, head_dim_v), code)
+        result = store.transpose(1, 2) if b.kind == "torch" else store.transpose(0, 2, 1, 3)
         to = inspect(result, "out", "bf16" if code == 2 else None)
     else:
         result = out
@@ -206,6 +243,9 @@ def execute(ctx, function):
 
 
 def set_common(ctx, op, mode, scale, softcap, lse_ptr, out):
+    """The descriptor fields every call sets. Fields only some calls use
+    (index sets, scores, hints, profile) are cleared when a previous call
+    set them (ctx.extras), so a plain call pays for none of them."""
     d = ctx.desc
     d.op = op
     d.mode = mode
@@ -214,23 +254,24 @@ def set_common(ctx, op, mode, scale, softcap, lse_ptr, out):
     p = ctx.params
     p.scale = scale
     p.softcap = softcap
-    d.params = ctx.params_ptr
-    d.profile = None
-    d.layer = 0
-    d.label_cache = None
-    d.budget = 0.0
-    d.budgets = None
-    d.indices = None
-    d.index_stride = 0
-    d.counts = None
-    d.scores = None
-    d.select_hints = None
-    d.n_threads = 0
+    if ctx.extras:
+        d.profile = None
+        d.layer = 0
+        d.label_cache = None
+        d.budget = 0.0
+        d.budgets = None
+        d.indices = None
+        d.index_stride = 0
+        d.counts = None
+        d.scores = None
+        d.select_hints = None
+        ctx.extras = False
 
 
 def set_profile(ctx, b, profile, layer, budget, cache, mode, select_hints, function):
     """The FASA/PREDICT part of the descriptor. Returns arrays to keep."""
     d = ctx.desc
+    ctx.extras = True
     d.profile = profile._as_parameter_
     d.layer = int(layer)
     d.budget = float(budget)

@@ -139,6 +139,7 @@ def attend(q, k, v, selection, mode=None, scale=0.0, out=None, out_dtype="f32", 
     set_common(ctx, OP_SPARSE, mode, scale, 0.0, lse_ptr, True)
     ctx.desc.visibility = None
     ctx.params.window = 0
+    ctx.extras = True
     d = ctx.desc
     d.indices, d.index_stride, d.counts = indices.ctypes.data, indices.shape[2], counts.ctypes.data
     execute(ctx, function)

@@ -200,6 +200,52 @@ def _inspect_dlpack(x, name):
 
 # -------------------------------------------------------------- fasa_view
 
+def bind3(view, x, name, dtype=None):
+    """view3(view, inspect(x)) with fast paths for the common cases (a
+    float32/float16 numpy array, a float torch CPU tensor, 3-D, non-negative
+    strides, contiguous last axis): this runs three or four times per
+    attention call. Returns the tensor kind ("numpy", "torch", "dlpack") and
+    what must be kept alive during the call."""
+    if type(x) is np.ndarray and x.ndim == 3:
+        dt = x.dtype
+        if dt == _NP_F32:
+            code, item = DTYPE_F32, 4
+        elif dt == _NP_F16:
+            code, item = DTYPE_F16, 2
+        else:
+            code = -1
+        if code >= 0:
+            T, H, D = x.shape
+            st, sh, sd = x.strides
+            if st >= 0 and sh >= 0 and (sd == item or D == 1) and not (st | sh) % item:
+                hs = sh // item if H > 1 else D
+                view.data = x.ctypes.data
+                view.dtype = code
+                view.n_tokens = T
+                view.n_heads = H
+                view.head_dim = D
+                view.token_stride = st // item if T > 1 else hs * H
+                view.head_stride = hs
+                view.struct_size = _VIEW_SIZE
+                view.kind = 0
+                return "numpy", None
+    else:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(x, torch.Tensor) and not x.is_cuda and \
+                x.dim() == 3:
+            code = _torch_codes(torch).get(x.dtype)
+            if code is not None and x.device.type == "cpu":
+                T, H, D = x.shape
+                st, sh, sd = x.stride()
+                if sd == 1 or D == 1:
+                    hs = sh if H > 1 else D
+                    fill(view, x.data_ptr(), code, T, H, D, st if T > 1 else hs * H, hs)
+                    return "torch", None
+    t = inspect(x, name, dtype)
+    view3(view, t, name)
+    return t[KIND], t
+
+
 def fill(view, ptr, code, n_tokens, n_heads, head_dim, token_stride, head_stride):
     view.struct_size = _VIEW_SIZE
     view.data = ptr
@@ -238,6 +284,14 @@ def view3(view, t, name):
     hs = st[1] if n_heads > 1 else hd
     ts = st[0] if n_tok > 1 else hs * n_heads
     return fill(view, t[PTR], t[CODE], n_tok, n_heads, hd, ts, hs)
+
+
+def mergeable(t):
+    """Whether a 4-D [B, H, T, D] description's batch and token axes form
+    one query axis."""
+    B, H, T, D = t[SHAPE]
+    sb, _, ss, _ = t[STRIDES]
+    return B == 1 or T == 1 or sb == T * ss
 
 
 def queries4(view, t, name):
