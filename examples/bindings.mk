@@ -3,6 +3,9 @@
 #
 #   make check-python    examples/python/tests against $(BUILD)/libfasa.so
 #   make check-rust      cargo test of examples/rust (into $(BUILD)/rust-target)
+#   make python-wheel    $(BUILD)/python/fasa-*.whl with libfasa bundled
+#   make check-python-install   that wheel in a fresh venv, used from /tmp
+#   make bench-python    per-call overhead, threads next to torch (timings)
 #
 # Both skip with a message when their toolchain (numpy, cargo) is missing.
 
@@ -46,5 +49,37 @@ check-rust: $(SHARED) $(BUILD)/libfasa.so
 	cd examples/rust && CARGO_TARGET_DIR=$(RUST_TARGET) \
 	    FASA_LIB_DIR=$(abspath $(BUILD)) env -u MAKEFLAGS -u MFLAGS cargo test --offline -q
 
-CHECK_TARGETS += check-python check-rust
-.PHONY: check-python check-rust
+# The wheel: the package plus the shared library next to it, written by a
+# standard-library script (no setuptools/wheel/network needed).
+PY_WHEEL_DIR := $(BUILD)/python
+
+python-wheel: $(SHARED)
+	@rm -f $(PY_WHEEL_DIR)/fasa-*.whl
+	$(PYTHON) examples/python/make_wheel.py --lib $(SHARED) --out $(PY_WHEEL_DIR)
+
+# The documented install, as a user runs it: a venv that sees Debian's numpy
+# (and torch), pip install of the wheel without network, then the package
+# used from another directory with no FASA_* variable set.
+check-python-install: python-wheel
+	@if ! $(PYTHON) -c 'import numpy, ensurepip' >/dev/null 2>&1; then \
+	    echo "SKIP check-python-install: $(PYTHON) lacks numpy or venv/ensurepip (apt-get install python3-venv python3-numpy)"; \
+	    echo "check-python-install: 0 passed, 0 failed, 1 skipped"; exit 0; fi; \
+	venv=$(abspath $(BUILD))/py-venv; rm -rf $$venv; log=$(abspath $(BUILD))/check-python-install.log; \
+	if ! $(PYTHON) -m venv --system-site-packages $$venv >$$log 2>&1 || \
+	   ! $$venv/bin/pip install -q --no-index $(abspath $(PY_WHEEL_DIR))/fasa-*.whl >>$$log 2>&1; then \
+	    cat $$log; echo "check-python-install: 0 passed, 1 failed, 0 skipped"; exit 1; fi; \
+	if (cd /tmp && env -u FASA_LIBRARY -u PYTHONPATH -u LD_LIBRARY_PATH VENV=$$venv $$venv/bin/python -c \
+	    'import os, numpy as np, fasa; d = os.path.dirname(fasa.__file__); \
+	     assert fasa.library_path().startswith(d), fasa.library_path(); \
+	     assert d.startswith(os.environ["VENV"]), d; \
+	     q = np.ones((1, 2, 8), np.float32); k = np.ones((4, 1, 8), np.float32); \
+	     assert np.allclose(fasa.attend_dense(q, k, k), 1.0); print(fasa.library_path())' \
+	    ) >>$$log 2>&1; then echo "check-python-install: wheel in a venv loads $$(tail -n 1 $$log): 1 passed, 0 failed, 0 skipped"; \
+	else cat $$log; echo "check-python-install: 0 passed, 1 failed, 0 skipped"; exit 1; fi
+
+bench-python: $(BUILD)/libfasa.so
+	@FASA_LIBRARY=$(BINDINGS_LIB) $(PYTHON) examples/python/bench/bench_overhead.py
+	@FASA_LIBRARY=$(BINDINGS_LIB) $(PYTHON) examples/python/bench/bench_threads.py
+
+CHECK_TARGETS += check-python check-rust check-python-install
+.PHONY: check-python check-rust python-wheel check-python-install bench-python

@@ -23,6 +23,7 @@ from ._lib import BINDINGS_VERSION, lib as _clib
 from .context import (CPU_AUTO, CPU_AVX2, CPU_AVX512, CPU_AVX512_BF16, CPU_NEON, CPU_SCALAR,
                       Context, available_cpus, get_num_threads, set_num_threads)
 from .core import PerformanceWarning, attention
+from .prepared import DecodeLayer
 from .errors import FasaError, Status, status_name, status_string
 from .label_cache import LabelCache
 from .ops import (Selection, attend, attend_dense, decode_step, max_selected, predict,
@@ -79,7 +80,7 @@ def kernel_name(op, cpu_level=CPU_AUTO):
 
 __all__ = [
     "BINDINGS_VERSION", "Context", "set_num_threads", "get_num_threads", "available_cpus",
-    "attention", "PerformanceWarning", "HFConfig", "read_hf_config", "FasaError", "Status", "status_name", "status_string",
+    "attention", "PerformanceWarning", "DecodeLayer", "HFConfig", "read_hf_config", "FasaError", "Status", "status_name", "status_string",
     "LabelCache", "Selection", "attend", "attend_dense", "decode_step", "max_selected",
     "predict", "predict_cached", "Calibrator", "Info", "Profile", "Shape", "select_defaults",
     "as_view", "validate_view", "version", "version_number", "library_path", "cpu_features", "cpu_best_level",

@@ -103,11 +103,18 @@ class Context:
     calling thread, so error messages are always available.
     """
 
-    def __init__(self, threads=None, cpu_level=CPU_AUTO):
+    def __init__(self, threads=None, cpu_level=CPU_AUTO, host_threads=False):
         if threads is None or (not isinstance(threads, bool) and threads == 0):
             n = get_num_threads()
         else:
             n = _checked_threads(threads, "fasa.Context")
+        # host_threads: the calls' shares run on Python threads that block
+        # between phases (fasa.host) instead of libfasa's OpenMP team.
+        self.host = None
+        if host_threads and n > 1:
+            from .host import HostRunner
+            self.host = HostRunner(n)
+            n = 1
         opts = CtxOptions()
         lib.fasa_ctx_options_default(ctypes.byref(opts))
         opts.n_threads = n
@@ -146,7 +153,10 @@ class Context:
 
     @property
     def threads(self):
-        """Effective thread count (1 in a build without OpenMP)."""
+        """Effective thread count (1 in a build without OpenMP; the host
+        threads' count with host_threads=True)."""
+        if self.host is not None:
+            return self.host.pool.n
         return lib.fasa_ctx_threads(self._as_parameter_)
 
     @property
@@ -174,6 +184,8 @@ class Context:
 
     def close(self):
         """Free the C context now (also done when garbage collected)."""
+        if self.host is not None:
+            self.host.close()
         self._finalizer()
 
     def __repr__(self):

@@ -229,7 +229,10 @@ def set_visibility(ctx, b, mask, window, function):
 
 def execute(ctx, function):
     """fasa_attention on ctx.desc with the context's workspace, grown and
-    retried when libfasa reports it too small."""
+    retried when libfasa reports it too small (or the host-thread path)."""
+    if ctx.host is not None:
+        ctx.host.execute(ctx, function)
+        return
     ws, size = ctx.current_workspace()
     st = lib.fasa_attention(ctx, ctx.desc_ref, ws, size)
     if st == _ERR_WORKSPACE_TOO_SMALL:

@@ -1,6 +1,5 @@
 """Visible skips: every skipped test prints `SKIP <name>: <reason>` (the
 project's rule) besides unittest's own count."""
-import importlib.util
 import os
 import sys
 import unittest
@@ -16,10 +15,11 @@ def skip(name, reason):
 
 
 def need_torch(name):
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch
+    except ImportError:
         skip(name, "torch is not installed for %s (Debian: apt-get install python3-torch)"
              % sys.executable)
-    import torch
     return torch
 
 
