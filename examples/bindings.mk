@@ -42,12 +42,42 @@ RUST_TARGET := $(abspath $(BUILD))/rust-target
 
 # Not under SAN: the preloaded sanitizer runtime would land in cargo and
 # rustc themselves (tests/tests.mk's sanitizer runs cover the C library).
-check-rust: $(SHARED) $(BUILD)/libfasa.so
+check-rust: $(SHARED) $(STATIC) $(BUILD)/libfasa.so
 	@if ! command -v cargo >/dev/null 2>&1; then \
 	    echo "check-rust: SKIPPED: cargo not found"; exit 0; fi; \
 	if [ -n "$(SAN)" ]; then echo "check-rust: SKIPPED under SAN=$(SAN)"; exit 0; fi; \
 	cd examples/rust && CARGO_TARGET_DIR=$(RUST_TARGET) \
 	    FASA_LIB_DIR=$(abspath $(BUILD)) env -u MAKEFLAGS -u MFLAGS cargo test --offline -q
+
+# The crate as a user adds it: `cargo add --path` into a new crate, built
+# as build.rs does by default from a build tree (static libfasa.a: the binary
+# must not need libfasa.so) and with FASA_STATIC=0 (shared; found through
+# LD_LIBRARY_PATH, as after `make install` through ldconfig).
+RUST_USER := $(abspath $(BUILD))/rust-user
+check-rust-install: $(SHARED) $(STATIC) $(BUILD)/libfasa.so
+	@if ! command -v cargo >/dev/null 2>&1; then \
+	    echo "SKIP check-rust-install: cargo not found"; \
+	    echo "check-rust-install: 0 passed, 0 failed, 1 skipped"; exit 0; fi; \
+	if [ -n "$(SAN)" ]; then echo "check-rust-install: SKIPPED under SAN=$(SAN)"; exit 0; fi; \
+	rm -rf $(RUST_USER); mkdir -p $(RUST_USER); log=$(RUST_USER).log; pass=0; fail=0; \
+	(cd $(RUST_USER) && env -u MAKEFLAGS -u MFLAGS cargo init -q --offline --name fasa_user . && \
+	 env -u MAKEFLAGS -u MFLAGS cargo add -q --offline --path $(abspath examples/rust)) >$$log 2>&1 && \
+	printf '%s\n' 'fn main() -> Result<(), Box<dyn std::error::Error>> {' \
+	    '    let q = vec![1f32; 16]; let k = vec![1f32; 64]; let mut out = vec![0f32; 16];' \
+	    '    let (qv, kv) = (fasa::View::contiguous(&q, 1, 2, 8)?, fasa::View::contiguous(&k, 4, 2, 8)?);' \
+	    '    let mut ov = fasa::ViewMut::contiguous(&mut out, 1, 2, 8)?;' \
+	    '    fasa::Context::new()?.attend_dense(&qv, &kv, &kv, 0.0, &mut ov, None)?;' \
+	    '    assert!(out.iter().all(|x| (x - 1.0).abs() < 1e-6)); println!("fasa {}", fasa::version_string()); Ok(()) }' \
+	    >$(RUST_USER)/src/main.rs || fail=1; \
+	for mode in static shared; do \
+	    st=$$( [ $$mode = static ] && echo "-u FASA_STATIC" || echo "FASA_STATIC=0 LD_LIBRARY_PATH=$(abspath $(BUILD))" ); \
+	    if (cd $(RUST_USER) && env -u MAKEFLAGS -u MFLAGS $$st FASA_LIB_DIR=$(abspath $(BUILD)) \
+	        CARGO_TARGET_DIR=$(RUST_USER)/target-$$mode cargo run -q --offline) >>$$log 2>&1 && \
+	       { [ $$mode = shared ] || ! readelf -d $(RUST_USER)/target-$$mode/debug/fasa_user | grep -q 'NEEDED.*libfasa'; }; \
+	    then pass=$$((pass+1)); echo "  ok   cargo add --path + cargo run ($$mode libfasa)"; \
+	    else fail=$$((fail+1)); tail -n 30 $$log; echo "  FAIL cargo add --path + cargo run ($$mode)"; fi; \
+	done; \
+	echo "check-rust-install: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # The wheel: the package plus the shared library next to it, written by a
 # standard-library script (no setuptools/wheel/network needed).
@@ -81,5 +111,5 @@ bench-python: $(BUILD)/libfasa.so
 	@FASA_LIBRARY=$(BINDINGS_LIB) $(PYTHON) examples/python/bench/bench_overhead.py
 	@FASA_LIBRARY=$(BINDINGS_LIB) $(PYTHON) examples/python/bench/bench_threads.py
 
-CHECK_TARGETS += check-python check-rust check-python-install
-.PHONY: check-python check-rust python-wheel check-python-install bench-python
+CHECK_TARGETS += check-python check-rust check-python-install check-rust-install
+.PHONY: check-python check-rust python-wheel check-python-install check-rust-install bench-python
