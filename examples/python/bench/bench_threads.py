@@ -3,7 +3,7 @@
 projections, torch.set_num_threads(--torch-threads)) then a FASA decode step
 (Llama-3-8B-shaped layer: Hq 32, Hkv 8, d 128, f16 KV and label cache,
 budget 256) on libfasa with 1 thread, 2 OpenMP threads, or 2 host threads
-(fasa.Context(host_threads=True)). Interleaved rounds, medians; prints the
+(fasa.Context(wait='block'), the default when torch is imported). Interleaved rounds, medians; prints the
 2-thread / 1-thread ratios. A timing, never a test assertion.
 
     python3 examples/python/bench/bench_threads.py [--t 16384] [--torch-threads 1]
@@ -42,8 +42,9 @@ def main():
     cache = fasa.LabelCache(prof, 1, t, dtype="f16")
     cache.build(k)
     ctxs = {"1 thread": fasa.Context(threads=1),
-            "2 OpenMP threads": fasa.Context(threads=2),
-            "2 host threads": fasa.Context(threads=2, host_threads=True)}
+            "2 threads, default": fasa.Context(threads=2),
+            "2 threads, 'block'": fasa.Context(threads=2, wait="block"),
+            "2 threads, 'spin'": fasa.Context(threads=2, wait="spin")}
     if torch is not None:
         torch.set_num_threads(a.torch_threads)
         W = torch.randn(a.hidden, 2 * a.hidden) * 0.01
@@ -52,6 +53,7 @@ def main():
         times = {name: [] for name in ctxs}
         for _ in range(a.rounds):
             for name, ctx in ctxs.items():
+                time.sleep(0.05)  # OpenMP workers of the previous block stop spinning
                 t0 = time.perf_counter()
                 for _ in range(a.steps):
                     if with_torch:
@@ -64,12 +66,13 @@ def main():
         what = ("torch (%d thread%s, %dx%d matvec) + libfasa" % (
             a.torch_threads, "s" if a.torch_threads > 1 else "", a.hidden, 2 * a.hidden)
             if with_torch else "libfasa alone")
-        print("bench_threads: t = %d, %s, ms per layer (median of %d rounds x %d steps)"
-              % (t, what, a.rounds, a.steps))
+        print("bench_threads: t = %d, %s, ms per layer (median of %d rounds x %d steps; "
+              "default wait = %r)" % (t, what, a.rounds, a.steps, ctxs["2 threads, default"].wait),
+              flush=True)
         for n, m in med.items():
             print("  %-18s %8.3f ms   x%.2f vs 1 thread%s" % (
                 n, m, m / base, "" if n == "1 thread" else
-                ("  (slower)" if m > base * 1.02 else "")))
+                ("  (slower)" if m > base * 1.02 else "")), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """fasa_ctx wrapper, the process-wide thread default, the per-thread default
 context, and the scratch every call reuses (views, descriptor, workspace).
 
-Threads, the stated rule:
+Threads, the stated rule (and the wait policy):
   - A Context runs each call on `threads` OpenMP threads (1 = the calling
     thread only). threads=None (or 0) takes the process default:
     fasa.set_num_threads(n) if it was called, else $FASA_NUM_THREADS, else 1.
@@ -10,9 +10,18 @@ Threads, the stated rule:
     clamped to that number with a RuntimeWarning; Context.threads tells the
     count in effect (libfasa further clamps to the CPUs online, and to 1 in a
     build without OpenMP).
+  - wait: how the extra threads wait. "spin": libfasa's OpenMP team, whose
+    workers spin for a while after each call (fastest when libfasa has the
+    cores to itself). "block": Python threads running fasa_execute_share
+    that sleep between phases and calls, so they never take a core from
+    torch's or OpenBLAS's threads (measured: 2 OpenMP threads next to a
+    torch matvec were 2.2x slower than 1 thread; 2 blocking threads were
+    not slower). "auto" (default): "block" when torch is imported, else
+    "spin".
 """
 import ctypes
 import os
+import sys
 import threading
 import warnings
 import weakref
@@ -103,17 +112,26 @@ class Context:
     calling thread, so error messages are always available.
     """
 
-    def __init__(self, threads=None, cpu_level=CPU_AUTO, host_threads=False):
+    def __init__(self, threads=None, cpu_level=CPU_AUTO, wait="auto"):
         if threads is None or (not isinstance(threads, bool) and threads == 0):
             n = get_num_threads()
         else:
             n = _checked_threads(threads, "fasa.Context")
-        # host_threads: the calls' shares run on Python threads that block
-        # between phases (fasa.host) instead of libfasa's OpenMP team.
+        if wait not in ("auto", "spin", "block"):
+            raise ValueError("fasa.Context: wait must be 'auto', 'spin' or 'block', got %r"
+                             % (wait,))
+        if wait == "auto":
+            wait = "block" if "torch" in sys.modules else "spin"
+        # wait="block": the calls' shares run on Python threads that sleep
+        # between phases and calls (fasa.host) instead of libfasa's OpenMP
+        # team, whose workers spin after each call and then compete with
+        # torch's / OpenBLAS's threads for the cores (docs/bindings.md).
+        self.wait = wait if n > 1 else "spin"
         self.host = None
-        if host_threads and n > 1:
+        if wait == "block" and n > 1:
             from .host import HostRunner
             self.host = HostRunner(n)
+            weakref.finalize(self, self.host.close)  # the pool's threads end with the context
             n = 1
         opts = CtxOptions()
         lib.fasa_ctx_options_default(ctypes.byref(opts))
@@ -154,7 +172,7 @@ class Context:
     @property
     def threads(self):
         """Effective thread count (1 in a build without OpenMP; the host
-        threads' count with host_threads=True)."""
+        threads' count with wait="block")."""
         if self.host is not None:
             return self.host.pool.n
         return lib.fasa_ctx_threads(self._as_parameter_)

@@ -10,7 +10,7 @@ under the GIL (ctypes releases the GIL during each share), which only pays
 off for calls of a millisecond or more (long contexts). docs/bindings.md,
 "Threads", has the measurements.
 
-    ctx = fasa.Context(threads=2, host_threads=True)
+    ctx = fasa.Context(threads=2, wait="block")   # the default when torch is loaded
 """
 import ctypes
 import threading

@@ -53,8 +53,10 @@ class TestThreads(unittest.TestCase):
         cache = fasa.LabelCache(self.prof, 1, 300)
         cache.build(self.k)
         one = fasa.Context(threads=1)
-        host = fasa.Context(threads=2, host_threads=True)
-        self.assertEqual(host.threads, 2)
+        host = fasa.Context(threads=2, wait="block")
+        self.assertEqual((host.threads, host.wait), (2, "block"))
+        with self.assertRaises(ValueError):
+            fasa.Context(wait="yield")
         for ctx in (one, host):
             a = fasa.decode_step(self.prof, 1, self.q, self.k, self.v, 40, layout=HALF,
                                  cache=cache, ctx=ctx)
