@@ -35,7 +35,8 @@ def main():
     ap.add_argument("--n", type=int, default=2000)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
-    shapes = [("llama-28m shape (Hq 4, Hkv 2, d 128)", 4, 2), ("Llama-3-8B shape (32, 8, 128)", 32, 8)]
+    shapes = [("llama-28m shape (Hq 4, Hkv 2, d 128)", 4, 2),
+              ("Llama-3-8B shape (32, 8, 128)", 32, 8)]
     try:
         import torch
         torch.set_num_threads(1)

@@ -3,7 +3,8 @@
 projections, torch.set_num_threads(--torch-threads)) then a FASA decode step
 (Llama-3-8B-shaped layer: Hq 32, Hkv 8, d 128, f16 KV and label cache,
 budget 256) on libfasa with 1 thread, 2 OpenMP threads, or 2 host threads
-(fasa.Context(wait='block'), the default when torch is imported). Interleaved rounds, medians; prints the
+(wait='block', the default when torch is
+imported). Interleaved rounds, medians; prints the
 2-thread / 1-thread ratios. A timing, never a test assertion.
 
     python3 examples/python/bench/bench_threads.py [--t 16384] [--torch-threads 1]

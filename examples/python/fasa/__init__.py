@@ -32,7 +32,7 @@ from .profile import (GROUP_SHARED, PAIRS_ADJACENT, PAIRS_HALF, PAIRS_INTERLEAVE
                       Calibrator, HFConfig, Info, Profile, Shape, read_hf_config,
                       select_defaults)
 from .views import DTYPE_BF16, DTYPE_F16, DTYPE_F32, as_view, validate_view
-from . import hf  # noqa: E402  (torch is imported only when used)
+from . import hf  # noqa: F401,E402  (fasa.hf; torch is imported only when used)
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -80,11 +80,12 @@ def kernel_name(op, cpu_level=CPU_AUTO):
 
 __all__ = [
     "BINDINGS_VERSION", "Context", "set_num_threads", "get_num_threads", "available_cpus",
-    "attention", "PerformanceWarning", "DecodeLayer", "HFConfig", "read_hf_config", "FasaError", "Status", "status_name", "status_string",
-    "LabelCache", "Selection", "attend", "attend_dense", "decode_step", "max_selected",
-    "predict", "predict_cached", "Calibrator", "Info", "Profile", "Shape", "select_defaults",
-    "as_view", "validate_view", "version", "version_number", "library_path", "cpu_features", "cpu_best_level",
-    "kernel_name", "CPU_AUTO", "CPU_SCALAR", "CPU_AVX2", "CPU_AVX512", "CPU_AVX512_BF16",
-    "CPU_NEON", "PER_HEAD", "GROUP_SHARED", "PAIRS_INTERLEAVED", "PAIRS_HALF",
-    "PAIRS_ADJACENT", "DTYPE_F32", "DTYPE_F16", "DTYPE_BF16",
+    "attention", "PerformanceWarning", "DecodeLayer", "HFConfig", "read_hf_config", "FasaError",
+    "Status", "status_name", "status_string", "LabelCache", "Selection", "attend",
+    "attend_dense", "decode_step", "max_selected", "predict", "predict_cached", "Calibrator",
+    "Info", "Profile", "Shape", "select_defaults", "as_view", "validate_view", "version",
+    "version_number", "library_path", "cpu_features", "cpu_best_level", "kernel_name",
+    "CPU_AUTO", "CPU_SCALAR", "CPU_AVX2", "CPU_AVX512", "CPU_AVX512_BF16", "CPU_NEON",
+    "PER_HEAD", "GROUP_SHARED", "PAIRS_INTERLEAVED", "PAIRS_HALF", "PAIRS_ADJACENT",
+    "DTYPE_F32", "DTYPE_F16", "DTYPE_BF16",
 ]

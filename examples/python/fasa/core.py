@@ -13,7 +13,7 @@ import numpy as np
 
 from ._lib import lib
 from . import context as _context
-from .errors import FasaError, check
+from .errors import check
 from .masks import visible_ranges
 from .tensors import (KIND, SHAPE, bind3, cells4, fill, inspect, mergeable, new_output,
                       parse_dtype, queries4, view3)

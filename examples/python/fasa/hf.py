@@ -37,7 +37,7 @@ import numpy as np
 from . import context as _context
 from .core import attention, PER_HEAD, PerformanceWarning
 from .label_cache import LabelCache
-from .profile import Calibrator, Profile, read_hf_config
+from .profile import Calibrator, read_hf_config
 
 NAME = "fasa"
 
@@ -116,7 +116,8 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
                 ls.hints = np.full((B, n_sets), np.nan, np.float32)
             hints = ls.hints
         out = attention(query, key, value, profile=st.profile, layer=layer, budget=st.budget,
-                        layout=st.layout, mode=st.mode, cache=ls.cache if B == 1 and st.use_cache else None,
+                        layout=st.layout, mode=st.mode,
+                        cache=ls.cache if B == 1 and st.use_cache else None,
                         mask=attention_mask, scale=scale, select_hints=hints, ctx=st.ctx,
                         function="fasa.hf.attention_forward")
     return out.transpose(1, 2), None

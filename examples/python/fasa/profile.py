@@ -217,7 +217,8 @@ class Profile:
             gptr = group_fcs.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
         return cls._new(lib.fasa_profile_create, ctypes.byref(shape),
                         fcs.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), fcs.shape[2], gptr,
-                        name="fasa_profile_create", function="fasa.Profile.from_fcs")
+                        name="fasa_profile_create",
+                        function="fasa.Profile.from_fcs")
 
     @classmethod
     def calibrate(cls, shape, steps, k_values=None, dtype=None, **select):
@@ -238,12 +239,14 @@ class Profile:
         cfg = _calib_config(shape, k_values)
         opts = select_options(**select)
         return cls._new(lib.fasa_calibrate, ctypes.byref(cfg), c_steps, len(steps),
-                        ctypes.byref(opts), name="fasa_calibrate", function="fasa.Profile.calibrate")
+                        ctypes.byref(opts), name="fasa_calibrate",
+                        function="fasa.Profile.calibrate")
 
     @classmethod
     def load(cls, path):
         """Read a profile file (docs/profile-format.md)."""
-        return cls._new(lib.fasa_profile_load, _path(path), name="fasa_profile_load", function="fasa.Profile.load")
+        return cls._new(lib.fasa_profile_load, _path(path), name="fasa_profile_load",
+                        function="fasa.Profile.load")
 
     @classmethod
     def from_bytes(cls, data):
@@ -251,11 +254,13 @@ class Profile:
         buf = np.frombuffer(bytes(data), dtype=np.uint8)
         ptr = buf.ctypes.data if buf.size else None
         return cls._new(lib.fasa_profile_load_buffer, ptr, buf.size,
-                        name="fasa_profile_load_buffer", function="fasa.Profile.from_bytes")
+                        name="fasa_profile_load_buffer",
+                        function="fasa.Profile.from_bytes")
 
     def clone(self):
         """Deep copy."""
-        return Profile._new(lib.fasa_profile_clone, self, name="fasa_profile_clone", function="fasa.Profile.clone")
+        return Profile._new(lib.fasa_profile_clone, self, name="fasa_profile_clone",
+                        function="fasa.Profile.clone")
 
     def close(self):
         """Free the C profile now."""
@@ -264,7 +269,8 @@ class Profile:
     # -------------------------------------------------------- persistence
     def save(self, path):
         """Write the profile to a file."""
-        check(lib.fasa_profile_save(self, _path(path)), None, "fasa.Profile.save", "fasa_profile_save")
+        check(lib.fasa_profile_save(self, _path(path)), None, "fasa.Profile.save",
+              "fasa_profile_save")
 
     def to_bytes(self):
         """The profile file as bytes."""
@@ -422,13 +428,15 @@ class Calibrator:
         qv = input_view(q, dtype, "q")
         kv = input_view(k, dtype, "k")
         check(lib.fasa_calibrator_add_step(self, ctx, int(layer), ctypes.byref(qv),
-                                           ctypes.byref(kv)), ctx, "fasa.Calibrator.add_step", "fasa_calibrator_add_step")
+                                           ctypes.byref(kv)), ctx, "fasa.Calibrator.add_step",
+              "fasa_calibrator_add_step")
 
     def finish(self, **select):
         """A new Profile from the steps so far (the calibrator stays usable)."""
         opts = select_options(**select)
         return Profile._new(lib.fasa_calibrator_finish, self, ctypes.byref(opts),
-                            name="fasa_calibrator_finish", function="fasa.Calibrator.finish")
+                            name="fasa_calibrator_finish",
+                        function="fasa.Calibrator.finish")
 
     def close(self):
         self._finalizer()

@@ -153,13 +153,15 @@ class TestAttend(unittest.TestCase):
         q, k, v = self.rand(1, 4, 16), self.rand(50, 2, 16), self.rand(50, 2, 16)
         dense = fasa.attend_dense(q, k, v)
         # budget >= t gives exactly the dense result; so does a dense layer
-        np.testing.assert_array_equal(fasa.decode_step(prof, 1, q, k, v, 50, layout=prof.pair_layout), dense)
+        L = prof.pair_layout
+        np.testing.assert_array_equal(fasa.decode_step(prof, 1, q, k, v, 50, layout=L), dense)
         self.assertTrue(prof.is_dense(0))
-        np.testing.assert_array_equal(fasa.decode_step(prof, 0, q, k, v, 5, layout=prof.pair_layout), dense)
+        np.testing.assert_array_equal(fasa.decode_step(prof, 0, q, k, v, 5, layout=L), dense)
         for mode in (fasa.PER_HEAD, fasa.GROUP_SHARED):
             sel = fasa.predict(prof, 1, q, k, 10, mode=mode, layout=prof.pair_layout)
             want = fasa.attend(q, k, v, sel)
-            got, lse = fasa.decode_step(prof, 1, q, k, v, 10, mode=mode, lse=True, layout=prof.pair_layout)
+            got, lse = fasa.decode_step(prof, 1, q, k, v, 10, mode=mode, lse=True,
+                                        layout=prof.pair_layout)
             close(self, got, want, np.abs(v).max())
             self.assertEqual(lse.shape, (1, 4))
 
@@ -191,7 +193,8 @@ class TestAttend(unittest.TestCase):
             cache.build(k)
             got = fasa.predict_cached(prof, 1, q, cache, 12, layout=prof.pair_layout)
             np.testing.assert_array_equal(got.indices,
-                                          fasa.predict(prof, 1, q, k, 12, layout=prof.pair_layout).indices)
+                                          fasa.predict(prof, 1, q, k, 12,
+                                                       layout=prof.pair_layout).indices)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 
 import fasa_ref  # noqa: F401  (import path)
 import fasa
-from skips import llama_bin, model_dir, need_torch, skip
+from skips import llama_bin, model_dir, need_torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -7,7 +7,7 @@ import unittest
 
 import numpy as np
 
-import fasa_ref as ref
+import fasa_ref  # noqa: F401  (import path)
 import fasa
 from test_predict import random_profile
 

@@ -1,6 +1,5 @@
 """torch tensors and DLPack objects in place, the [B, H, T, D] batch layout
 on the batched API, masks, and the traps of issue 15 that need torch."""
-import ctypes
 import unittest
 import warnings
 
@@ -108,8 +107,7 @@ class TestTorch(unittest.TestCase):
     def test_batch_equals_sequences_alone(self):
         """[B, H, T, D] with a token-major cache is one call over one cell
         axis; each row equals its own single-sequence call (dense and FASA)."""
-        torch = self.torch
-        B, hq, hkv, d, cap, T = 3, 4, 2, 16, 50, 37
+        B, hq, hkv, d, cap, T = 3, 4, 2, 16, 50, 37  # noqa: N806
         kbuf, vbuf = self.randn(B, cap, hkv, d), self.randn(B, cap, hkv, d)
         q = self.randn(B, 1, hq, d).transpose(1, 2)   # [B, Hq, 1, D] token-major
         k, v = kbuf[:, :T].transpose(1, 2), vbuf[:, :T].transpose(1, 2)
