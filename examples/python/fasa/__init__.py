@@ -1,30 +1,38 @@
-"""fasa: Python bindings (ctypes + numpy) for libfasa, Frequency-Aware
-Sparse Attention on CPU.
+"""fasa: Python bindings (ctypes) for libfasa, Frequency-Aware Sparse
+Attention on CPU.
 
-The shared library is found through $FASA_LIBRARY (full path), then the
-build tree of the repository this package sits in (<repo>/build/libfasa.so),
-then the system loader (libfasa.so.0). Its major version must match.
-
-Tensors are numpy arrays of shape [tokens, heads, head_dim] with a
-contiguous last axis, in float32, float16, or bfloat16 stored as uint16
-(pass dtype='bf16'). Any non-negative strides that are multiples of the item
-size pass to C without a copy. Errors raise FasaError (.name, .message).
+Tensors are numpy arrays, torch CPU tensors (float32, float16, bfloat16) or
+DLPack objects, passed to C in place (never copied): [tokens, heads,
+head_dim] for one sequence, or [batch, heads, tokens, head_dim] (torch SDPA /
+Hugging Face) for a batch decoded in one call. bf16 numpy data is a uint16
+array with dtype='bf16'. Errors raise FasaError naming your call and its
+argument.
 
     import fasa
-    prof = fasa.Profile.load("model.fasa")
-    sel = fasa.predict(prof, layer, q, k, budget=256)
-    out = fasa.attend(q, k, v, sel)
+    prof = fasa.Profile.load("model.fasa").for_budget(256)
+    cache = fasa.LabelCache(prof, layer, capacity=4096)       # one per layer
+    cache.append(k_new)                                       # each step
+    out = fasa.decode_step(prof, layer, q, k, v, 256, layout=fasa.PAIRS_HALF,
+                           cache=cache)
+
+Hugging Face models: fasa.hf.attach(model, profile, budget). The library is
+found next to this package (wheel), in the repository's build/, or through
+the system loader; see docs/bindings.md.
 """
 from ._lib import BINDINGS_VERSION, lib as _clib
 from .context import (CPU_AUTO, CPU_AVX2, CPU_AVX512, CPU_AVX512_BF16, CPU_NEON, CPU_SCALAR,
-                      Context)
+                      Context, available_cpus, get_num_threads, set_num_threads)
+from .core import PerformanceWarning, attention
+from .prepared import DecodeLayer
 from .errors import FasaError, Status, status_name, status_string
 from .label_cache import LabelCache
 from .ops import (Selection, attend, attend_dense, decode_step, max_selected, predict,
                   predict_cached)
 from .profile import (GROUP_SHARED, PAIRS_ADJACENT, PAIRS_HALF, PAIRS_INTERLEAVED, PER_HEAD,
-                      Calibrator, Info, Profile, Shape, select_defaults)
+                      Calibrator, HFConfig, Info, Profile, Shape, read_hf_config,
+                      select_defaults)
 from .views import DTYPE_BF16, DTYPE_F16, DTYPE_F32, as_view, validate_view
+from . import hf  # noqa: F401,E402  (fasa.hf; torch is imported only when used)
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -71,11 +79,13 @@ def kernel_name(op, cpu_level=CPU_AUTO):
 
 
 __all__ = [
-    "BINDINGS_VERSION", "Context", "FasaError", "Status", "status_name", "status_string",
-    "LabelCache", "Selection", "attend", "attend_dense", "decode_step", "max_selected",
-    "predict", "predict_cached", "Calibrator", "Info", "Profile", "Shape", "select_defaults",
-    "as_view", "validate_view", "version", "version_number", "library_path", "cpu_features", "cpu_best_level",
-    "kernel_name", "CPU_AUTO", "CPU_SCALAR", "CPU_AVX2", "CPU_AVX512", "CPU_AVX512_BF16",
-    "CPU_NEON", "PER_HEAD", "GROUP_SHARED", "PAIRS_INTERLEAVED", "PAIRS_HALF",
-    "PAIRS_ADJACENT", "DTYPE_F32", "DTYPE_F16", "DTYPE_BF16",
+    "BINDINGS_VERSION", "Context", "set_num_threads", "get_num_threads", "available_cpus",
+    "attention", "PerformanceWarning", "DecodeLayer", "HFConfig", "read_hf_config", "FasaError",
+    "Status", "status_name", "status_string", "LabelCache", "Selection", "attend",
+    "attend_dense", "decode_step", "max_selected", "predict", "predict_cached", "Calibrator",
+    "Info", "Profile", "Shape", "select_defaults", "as_view", "validate_view", "version",
+    "version_number", "library_path", "cpu_features", "cpu_best_level", "kernel_name",
+    "CPU_AUTO", "CPU_SCALAR", "CPU_AVX2", "CPU_AVX512", "CPU_AVX512_BF16", "CPU_NEON",
+    "PER_HEAD", "GROUP_SHARED", "PAIRS_INTERLEAVED", "PAIRS_HALF", "PAIRS_ADJACENT",
+    "DTYPE_F32", "DTYPE_F16", "DTYPE_BF16",
 ]

@@ -9,7 +9,8 @@ import ctypes.util
 import os
 import pathlib
 
-# The header these declarations were written against (fasa.h 0.1.0).
+# The header these declarations were written against (fasa.h 0.1.0, with the
+# descriptor API: fasa_attention, plans, fasa_execute_share).
 BINDINGS_VERSION = (0, 1, 0)
 
 c_size_t = ctypes.c_size_t
@@ -96,6 +97,68 @@ class CalibStep(ctypes.Structure):
     _fields_ = [("layer", c_size_t), ("q", P_view), ("k", P_view)]
 
 
+class Visibility(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("kind", c_int32),
+        ("mask_dtype", c_int32),
+        ("ranges", c_void_p),
+        ("range_first", c_void_p),
+        ("mask", c_void_p),
+        ("mask_stride", c_size_t),
+        ("mask_cells", c_size_t),
+    ]
+
+
+class AttnParams(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("scale", ctypes.c_float),
+        ("softcap", ctypes.c_float),
+        ("sinks", c_void_p),
+        ("alibi_slopes", c_void_p),
+        ("window", c_uint32),
+        ("reserved", c_uint32),
+    ]
+
+
+class AttentionDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("op", c_int32),
+        ("mode", c_int32),
+        ("q", P_view),
+        ("k", P_view),
+        ("v", P_view),
+        ("out", P_view),
+        ("lse", c_void_p),
+        ("visibility", ctypes.POINTER(Visibility)),
+        ("params", ctypes.POINTER(AttnParams)),
+        ("profile", c_void_p),
+        ("layer", c_size_t),
+        ("label_cache", c_void_p),
+        ("budget", ctypes.c_double),
+        ("budgets", c_void_p),
+        ("indices", c_void_p),
+        ("index_stride", c_size_t),
+        ("counts", c_void_p),
+        ("scores", c_void_p),
+        ("select_hints", c_void_p),
+        ("n_threads", c_int32),
+        ("reserved", c_int32),
+    ]
+
+
+class AttentionData(ctypes.Structure):
+    _fields_ = [("struct_size", c_size_t)] + [(name, c_void_p) for name in (
+        "q", "k", "v", "out", "lse", "mask", "ranges", "range_first", "budgets", "indices",
+        "counts", "scores", "label_cache", "select_hints")]
+
+
+P_desc = ctypes.POINTER(AttentionDesc)
+P_data = ctypes.POINTER(AttentionData)
+
+
 # name: (restype, argtypes). None restype = void.
 _PROTOTYPES = {
     "fasa_version_number": (ctypes.c_uint, []),
@@ -168,7 +231,27 @@ _PROTOTYPES = {
     "fasa_decode_step": (c_status, [c_void_p, c_void_p, c_size_t, ctypes.c_int, P_view, P_view,
                                     P_view, c_void_p, ctypes.c_double, ctypes.c_float, P_view,
                                     P_f32, c_void_p, c_size_t]),
+    "fasa_attention_workspace_size": (c_status, [c_void_p, P_desc, P_size]),
+    "fasa_attention": (c_status, [c_void_p, P_desc, c_void_p, c_size_t]),
+    "fasa_plan_size": (c_status, [P_size]),
+    "fasa_plan_init": (c_status, [c_void_p, P_desc, c_void_p, c_size_t,
+                                  ctypes.POINTER(c_void_p)]),
+    "fasa_plan_workspace_size": (c_status, [c_void_p, P_size]),
+    "fasa_plan_phases": (c_status, [c_void_p, ctypes.POINTER(c_uint32)]),
+    "fasa_execute": (c_status, [c_void_p, c_void_p, P_data, c_void_p, c_size_t]),
+    "fasa_execute_check": (c_status, [c_void_p, c_void_p, P_data, c_void_p, c_size_t]),
+    "fasa_execute_share": (c_status, [c_void_p, P_data, c_void_p, c_uint32, c_uint32,
+                                      c_uint32]),
 }
+
+
+def _bundled_library():
+    # a wheel built by `make python-wheel` carries libfasa.so.N next to this file
+    here = pathlib.Path(__file__).resolve().parent
+    for name in ("libfasa.so.%d" % BINDINGS_VERSION[0], "libfasa.so"):
+        if (here / name).exists():
+            return str(here / name)
+    return None
 
 
 def _repo_build_library():
@@ -180,26 +263,36 @@ def _repo_build_library():
     return None
 
 
-def find_library():
-    """Path or soname of the libfasa to load: $FASA_LIBRARY, the repo build
-    tree, then the system loader."""
+# `make install` puts the library in $(PREFIX)/lib, /usr/local/lib by default;
+# the dynamic loader finds it there only once ldconfig has run, so these are
+# tried by full path after the loader's own search.
+_PREFIX_DIRS = ("/usr/local/lib", "/usr/lib", "/usr/local/lib64", "/usr/lib64")
+
+
+def candidates():
+    """Where libfasa is looked for, in order: $FASA_LIBRARY (an explicit
+    override, never needed), the copy bundled next to this package (wheel),
+    the repository's build/ (when imported from the source tree), the
+    system loader (ld.so.cache, LD_LIBRARY_PATH), then the install prefixes."""
     env = os.environ.get("FASA_LIBRARY")
     if env:
-        return env
-    built = _repo_build_library()
-    if built:
-        return built
-    return ctypes.util.find_library("fasa") or "libfasa.so.%d" % BINDINGS_VERSION[0]
+        return [env]
+    out = [p for p in (_bundled_library(), _repo_build_library()) if p]
+    soname = "libfasa.so.%d" % BINDINGS_VERSION[0]
+    out.append(soname)
+    found = ctypes.util.find_library("fasa")
+    if found and found != soname:
+        out.append(found)
+    out += [os.path.join(d, soname) for d in _PREFIX_DIRS]
+    return out
 
 
-def load(path=None):
-    """Load libfasa, declare every prototype and check the major version."""
-    path = path or find_library()
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError as e:
-        raise ImportError("fasa: cannot load libfasa from %r (set FASA_LIBRARY to its full "
-                          "path): %s" % (path, e)) from e
+def find_library():
+    """The first candidate (kept for callers that only want a path)."""
+    return candidates()[0]
+
+
+def _declare(lib, path):
     missing = []
     for name, (restype, argtypes) in _PROTOTYPES.items():
         try:
@@ -210,7 +303,8 @@ def load(path=None):
         fn.restype = restype
         fn.argtypes = argtypes
     if missing:
-        raise ImportError("fasa: %s lacks %s" % (path, ", ".join(missing)))
+        raise ImportError("fasa: %s lacks %s (an older libfasa? rebuild it with `make lib`)"
+                          % (path, ", ".join(missing)))
     number = lib.fasa_version_number()
     if number // 10000 != BINDINGS_VERSION[0]:
         raise ImportError("fasa: %s is version %d.%d.%d; these bindings need major %d"
@@ -218,6 +312,22 @@ def load(path=None):
                              BINDINGS_VERSION[0]))
     lib._fasa_path = path
     return lib
+
+
+def load(path=None):
+    """Load libfasa, declare every prototype and check the major version."""
+    paths = [path] if path else candidates()
+    errors = []
+    for p in paths:
+        try:
+            lib = ctypes.CDLL(p)
+        except OSError as e:
+            errors.append("%s: %s" % (p, e))
+            continue
+        return _declare(lib, p)
+    raise ImportError("fasa: cannot load libfasa; tried:\n  " + "\n  ".join(errors) +
+                      "\nInstall the wheel from `make python-wheel`, or `make install` "
+                      "(then `ldconfig`), or set FASA_LIBRARY to the library's full path.")
 
 
 lib = load()

@@ -1,10 +1,12 @@
-"""TIP (predict), FAC (attend), dense attention and the decode step.
+"""TIP (predict), FAC (attend), dense attention and the decode step, all
+through the one descriptor path of core.py.
 
-Shapes: q [n_q, Hq, d], k [t, Hkv, d], v [t, Hkv, dv]; n_sets = Hq
-(PER_HEAD) or Hkv (GROUP_SHARED). Inputs may be any layout views.as_view
-accepts (no copies); outputs are new arrays unless out= is given.
-Workspaces come from the Context (cached, grown on demand), so repeated
-calls allocate nothing in C and only the outputs in Python.
+Shapes: q [n_q, Hq, d], k [t, Hkv, d], v [t, Hkv, dv] (one sequence); the
+dense and decode-step calls also take the 4-D [B, H, T, D] layout of torch
+and Hugging Face (see fasa.attention). n_sets = Hq (PER_HEAD) or Hkv
+(GROUP_SHARED). Inputs are numpy arrays, torch CPU tensors (f32/f16/bf16)
+or DLPack objects, never copied; outputs are new arrays of the same library
+unless out= is given.
 """
 import collections
 import ctypes
@@ -13,12 +15,10 @@ import numpy as np
 
 from ._lib import lib
 from . import context as _context
+from .core import (OP_PREDICT, OP_SPARSE, PER_HEAD, GROUP_SHARED, _REQUIRED, attention,
+                   bind_out, bind_qkv, check_layout, execute, new_lse, resolve_mode,
+                   set_common, set_profile)
 from .errors import FasaError, check
-from .profile import GROUP_SHARED, PER_HEAD
-from .views import input_view, output
-
-_P_U32 = ctypes.POINTER(ctypes.c_uint32)
-_P_F32 = ctypes.POINTER(ctypes.c_float)
 
 
 class Selection(collections.namedtuple("Selection", "indices counts scores mode")):
@@ -35,82 +35,76 @@ class Selection(collections.namedtuple("Selection", "indices counts scores mode"
         return self.indices.shape[2]
 
 
-def _ptr(arr, kind):
-    return None if arr is None else arr.ctypes.data_as(kind)
-
-
 def max_selected(budget, t):
     """Largest selected count of any set: min(n, t) for this budget."""
     n = ctypes.c_size_t()
     check(lib.fasa_predict_max_selected(float(budget), int(t), ctypes.byref(n)), None,
-          "fasa_predict_max_selected")
+          "fasa.max_selected", "fasa_predict_max_selected")
     return n.value
 
 
-def _n_sets(mode, q, k_heads):
-    return q.shape[1] if mode == PER_HEAD else k_heads
+def _three_d(function, *arrays):
+    for a in arrays:
+        if a is not None and len(getattr(a, "shape", ())) == 4:
+            raise ValueError("%s works on one sequence ([tokens, heads, head_dim]); batches "
+                             "([B, H, T, D]) go through fasa.attention / decode_step"
+                             % function)
 
 
-def _selection_outputs(q, t, k_heads, mode, budget, scores):
+def _predict(function, profile, layer, q, k, cache, budget, mode, layout, scores, ctx, dtype):
+    ctx = _context.resolve(ctx)
+    check_layout(profile, layout, function)
+    mode = resolve_mode(mode, cache, function)
+    _three_d(function, q, k)
+    if k is None:  # scores from the cache alone: q only, t = the cache's tokens
+        b, keep = bind_qkv(ctx, q, q, None, dtype, function)
+        t = cache.tokens
+        ctx.desc.k = None
+    else:
+        b, keep = bind_qkv(ctx, q, k, None, dtype, function)
+        t = b.T
+        ctx.desc.k = ctypes.pointer(ctx.kv)
+    ctx.desc.v = None
     try:
         stride = max(max_selected(budget, t), 1)
     except FasaError:
-        stride = 1  # let the main call report the bad budget with its context message
-    n_sets = _n_sets(mode, q, k_heads)
-    indices = np.zeros((q.shape[0], n_sets, stride), dtype=np.uint32)
-    counts = np.zeros((q.shape[0], n_sets), dtype=np.uint32)
-    sc = np.empty((q.shape[0], n_sets, t), dtype=np.float32) if scores else None
-    return indices, counts, sc
+        stride = 1  # the main call reports the bad budget with its context message
+    n_sets = ctx.qv.n_heads if mode == PER_HEAD else profile.shape.n_kv_heads
+    indices = np.zeros((b.n_q, n_sets, stride), np.uint32)
+    counts = np.zeros((b.n_q, n_sets), np.uint32)
+    sc = np.empty((b.n_q, n_sets, t), np.float32) if scores else None
+    set_common(ctx, OP_PREDICT, mode, 0.0, 0.0, None, False)
+    ctx.desc.visibility = None
+    ctx.params.window = 0
+    try:
+        set_profile(ctx, b, profile, layer, budget, cache, mode, None, function)
+        d = ctx.desc
+        d.indices, d.index_stride, d.counts = indices.ctypes.data, stride, counts.ctypes.data
+        d.scores = sc.ctypes.data if sc is not None else None
+        execute(ctx, function)
+    finally:
+        ctx.desc.k = ctypes.pointer(ctx.kv)
+        ctx.desc.v = ctypes.pointer(ctx.vv)
+    return Selection(indices, counts, sc, mode)
 
 
-def _predict_ws(ctx, profile, qv, t, mode):
-    nbytes = ctypes.c_size_t()
-    check(lib.fasa_predict_workspace_size(ctx, profile, ctypes.byref(qv), t, mode,
-                                          ctypes.byref(nbytes)), ctx,
-          "fasa_predict_workspace_size")
-    return ctx.workspace(nbytes.value)
-
-
-def predict(profile, layer, q, k, budget, mode=PER_HEAD, scores=False, ctx=None, dtype=None):
+def predict(profile, layer, q, k, budget, *, layout=_REQUIRED, mode=None, scores=False,
+            ctx=None, dtype=None):
     """TIP: score the t cached tokens of k with the dominant FCs of `layer`
     and select the top-n per set (ties: lower index). budget >= 1 is a
     count, 0 < budget < 1 a fraction of the visible length. q [n_q, Hq, d]
-    are the last n_q tokens (causal). Returns a Selection."""
-    ctx = _context.resolve(ctx)
-    qv = input_view(q, dtype, "q")
-    kv = input_view(k, dtype, "k")
-    mode = int(mode)
-    indices, counts, sc = _selection_outputs(q, k.shape[0], k.shape[1], mode, budget, scores)
-    ws, ws_size = _predict_ws(ctx, profile, qv, k.shape[0], mode)
-    check(lib.fasa_predict(ctx, profile, int(layer), mode, ctypes.byref(qv), ctypes.byref(kv),
-                           float(budget), _ptr(indices, _P_U32), indices.shape[2],
-                           _ptr(counts, _P_U32), _ptr(sc, _P_F32), ws, ws_size), ctx,
-          "fasa_predict")
-    return Selection(indices, counts, sc, mode)
+    are the last n_q tokens (causal). layout: the RoPE pair layout of q and
+    k, which must be the profile's. Returns a Selection."""
+    return _predict("fasa.predict", profile, layer, q, k, None, budget, mode, layout, scores,
+                    ctx, dtype)
 
 
-def predict_cached(profile, layer, q, cache, budget, scores=False, ctx=None, dtype=None):
-    """TIP from a LabelCache (t = cache.tokens; mode = cache.mode): the fast
-    path. Returns a Selection."""
-    ctx = _context.resolve(ctx)
-    qv = input_view(q, dtype, "q")
-    t = cache.tokens
-    mode = cache.mode
-    indices, counts, sc = _selection_outputs(q, t, _kv_heads(profile), mode, budget, scores)
-    ws, ws_size = _predict_ws(ctx, profile, qv, t, mode)
-    check(lib.fasa_predict_cached(ctx, profile, int(layer), mode, ctypes.byref(qv), cache,
-                                  float(budget), _ptr(indices, _P_U32), indices.shape[2],
-                                  _ptr(counts, _P_U32), _ptr(sc, _P_F32), ws, ws_size), ctx,
-          "fasa_predict_cached")
-    return Selection(indices, counts, sc, mode)
-
-
-def _kv_heads(profile):
-    return profile.shape.n_kv_heads
-
-
-def _lse_out(q, want):
-    return np.empty(q.shape[:2], dtype=np.float32) if want else None
+def predict_cached(profile, layer, q, cache, budget, *, layout=_REQUIRED, mode=None,
+                   scores=False, ctx=None, dtype=None):
+    """TIP from a LabelCache (t = cache.tokens; mode = the cache's, an
+    explicit different mode= is an error): the fast path."""
+    return _predict("fasa.predict_cached", profile, layer, q, None, cache, budget, mode, layout,
+                    scores, ctx, dtype)
 
 
 def attend(q, k, v, selection, mode=None, scale=0.0, out=None, out_dtype="f32", lse=False,
@@ -119,81 +113,67 @@ def attend(q, k, v, selection, mode=None, scale=0.0, out=None, out_dtype="f32", 
     tokens. selection: a Selection, or (indices [n_q, n_sets, stride],
     counts [n_q, n_sets]) with mode. scale 0 = 1/sqrt(d). Returns out
     [n_q, Hq, dv] (and lse float32 [n_q, Hq] when lse=True)."""
+    function = "fasa.attend"
     ctx = _context.resolve(ctx)
     if isinstance(selection, Selection):
         indices, counts = selection.indices, selection.counts
-        mode = selection.mode if mode is None else mode
+        if mode is not None and int(mode) != selection.mode:
+            raise ValueError("%s: mode=%s but the selection was made with mode %s"
+                             % (function, mode, selection.mode))
+        mode = selection.mode
     else:
         indices, counts = selection
-        mode = PER_HEAD if mode is None else mode
+        mode = PER_HEAD if mode is None else int(mode)
     indices = np.ascontiguousarray(indices, dtype=np.uint32)
     counts = np.ascontiguousarray(counts, dtype=np.uint32)
     if indices.ndim != 3 or counts.shape != indices.shape[:2]:
-        raise ValueError("indices must be [n_q, n_sets, stride] and counts [n_q, n_sets]")
-    qv = input_view(q, dtype, "q")
-    kv = input_view(k, dtype, "k")
-    vv = input_view(v, dtype, "v")
-    out, ov = output((q.shape[0], q.shape[1], v.shape[2]), out, out_dtype)
-    lse_arr = _lse_out(q, lse)
-    nbytes = ctypes.c_size_t()
-    check(lib.fasa_attend_workspace_size(ctx, ctypes.byref(qv), ctypes.byref(kv),
-                                         ctypes.byref(vv), int(mode), indices.shape[2],
-                                         ctypes.byref(nbytes)), ctx,
-          "fasa_attend_workspace_size")
-    ws, ws_size = ctx.workspace(nbytes.value)
-    check(lib.fasa_attend(ctx, int(mode), ctypes.byref(qv), ctypes.byref(kv), ctypes.byref(vv),
-                          _ptr(indices, _P_U32), indices.shape[2], _ptr(counts, _P_U32),
-                          float(scale), ctypes.byref(ov), _ptr(lse_arr, _P_F32), ws, ws_size),
-          ctx, "fasa_attend")
-    return (out, lse_arr) if lse else out
+        raise ValueError("%s: indices must be [n_q, n_sets, stride] and counts [n_q, n_sets]"
+                         % function)
+    _three_d(function, q, k, v)
+    b, keep = bind_qkv(ctx, q, k, v, dtype, function)
+    result, keep_out = bind_out(ctx, b, out, out_dtype, ctx.vv.head_dim, ctx.qv.n_heads,
+                                function)
+    lse_ptr = lse_res = lse_buf = None
+    if lse:
+        lse_ptr, lse_res, lse_buf = new_lse(b, ctx.qv.n_heads)
+    set_common(ctx, OP_SPARSE, mode, scale, 0.0, lse_ptr, True)
+    ctx.desc.visibility = None
+    ctx.params.window = 0
+    ctx.extras = True
+    d = ctx.desc
+    d.indices, d.index_stride, d.counts = indices.ctypes.data, indices.shape[2], counts.ctypes.data
+    execute(ctx, function)
+    return (result, lse_res) if lse else result
 
 
 def attend_dense(q, k, v, scale=0.0, out=None, out_dtype="f32", lse=False, ctx=None,
-                 dtype=None):
-    """Ordinary causal attention (bottom-right aligned for n_q > 1).
-    Returns out [n_q, Hq, dv] (and lse [n_q, Hq] when lse=True)."""
-    ctx = _context.resolve(ctx)
-    qv = input_view(q, dtype, "q")
-    kv = input_view(k, dtype, "k")
-    vv = input_view(v, dtype, "v")
-    out, ov = output((q.shape[0], q.shape[1], v.shape[2]), out, out_dtype)
-    lse_arr = _lse_out(q, lse)
-    nbytes = ctypes.c_size_t()
-    check(lib.fasa_attend_dense_workspace_size(ctx, ctypes.byref(qv), ctypes.byref(kv),
-                                               ctypes.byref(vv), ctypes.byref(nbytes)), ctx,
-          "fasa_attend_dense_workspace_size")
-    ws, ws_size = ctx.workspace(nbytes.value)
-    check(lib.fasa_attend_dense(ctx, ctypes.byref(qv), ctypes.byref(kv), ctypes.byref(vv),
-                                float(scale), ctypes.byref(ov), _ptr(lse_arr, _P_F32), ws,
-                                ws_size), ctx, "fasa_attend_dense")
-    return (out, lse_arr) if lse else out
+                 dtype=None, mask=None, window=0, softcap=0.0):
+    """Ordinary causal attention (bottom-right aligned for n_q > 1), or a
+    batch [B, H, T, D] (see fasa.attention). Returns out (and lse when
+    lse=True)."""
+    return attention(q, k, v, scale=scale, softcap=softcap, window=window, mask=mask, out=out,
+                     out_dtype=out_dtype, lse=lse, ctx=ctx, dtype=dtype,
+                     function="fasa.attend_dense")
 
 
-def decode_step(profile, layer, q, k, v, budget, mode=PER_HEAD, cache=None, scale=0.0,
-                out=None, out_dtype="f32", lse=False, ctx=None, dtype=None):
-    """One layer of one decode step: predict (from `cache` if given, else
-    from k) then attend; dense when the layer is dense or t <= budget.
-    Returns out [n_q, Hq, dv] (and lse [n_q, Hq] when lse=True)."""
-    ctx = _context.resolve(ctx)
-    if cache is not None:
-        mode = cache.mode
-    qv = input_view(q, dtype, "q")
-    kv = input_view(k, dtype, "k")
-    vv = input_view(v, dtype, "v")
-    out, ov = output((q.shape[0], q.shape[1], v.shape[2]), out, out_dtype)
-    lse_arr = _lse_out(q, lse)
-    nbytes = ctypes.c_size_t()
-    check(lib.fasa_decode_step_workspace_size(ctx, profile, ctypes.byref(qv), ctypes.byref(kv),
-                                              ctypes.byref(vv), int(mode), float(budget),
-                                              ctypes.byref(nbytes)), ctx,
-          "fasa_decode_step_workspace_size")
-    ws, ws_size = ctx.workspace(nbytes.value)
-    check(lib.fasa_decode_step(ctx, profile, int(layer), int(mode), ctypes.byref(qv),
-                               ctypes.byref(kv), ctypes.byref(vv), cache, float(budget),
-                               float(scale), ctypes.byref(ov), _ptr(lse_arr, _P_F32), ws,
-                               ws_size), ctx, "fasa_decode_step")
-    return (out, lse_arr) if lse else out
+def decode_step(profile, layer, q, k, v, budget, *, layout=_REQUIRED, mode=None, cache=None,
+                scale=0.0, out=None, out_dtype="f32", lse=False, mask=None, select_hints=None,
+                ctx=None, dtype=None):
+    """One layer of one decode step: TIP (from `cache`, a LabelCache holding
+    every key of k, else from k itself: ~5x slower than dense at 64k, warned
+    past 4096 cells) then attention over the selected tokens; dense when the
+    layer is dense or every visible token fits the budget.
+
+    layout (required): the RoPE pair layout of q and k; must be the
+    profile's. mode: PER_HEAD / GROUP_SHARED; with a cache it defaults to the
+    cache's, and a different explicit mode is an error. Budgets: re-select
+    the profile for the budget you run (Profile.for_budget) when it has
+    agreement data. Returns out [n_q, Hq, dv] (and lse when lse=True)."""
+    return attention(q, k, v, profile=profile, layer=layer, budget=budget, layout=layout,
+                     mode=mode, cache=cache, scale=scale, out=out, out_dtype=out_dtype, lse=lse,
+                     mask=mask, select_hints=select_hints, ctx=ctx, dtype=dtype,
+                     function="fasa.decode_step")
 
 
 __all__ = ["Selection", "max_selected", "predict", "predict_cached", "attend", "attend_dense",
-           "decode_step", "PER_HEAD", "GROUP_SHARED"]
+           "decode_step", "attention", "PER_HEAD", "GROUP_SHARED"]

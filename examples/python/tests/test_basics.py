@@ -51,8 +51,12 @@ class TestBasics(unittest.TestCase):
         self.assertTrue(fasa.status_string(9999))
 
     def test_error_object(self):
-        err = fasa.FasaError(fasa.Status.ERR_BAD_STRIDE, "k: detail", "fasa_predict")
+        err = fasa.FasaError(fasa.Status.ERR_BAD_STRIDE, "fasa_attention: k: detail",
+                             "fasa.predict")
         self.assertEqual(err.name, "FASA_ERR_BAD_STRIDE")
+        self.assertEqual((err.function, err.c_function, err.message),
+                         ("fasa.predict", "fasa_attention", "k: detail"))
+        self.assertTrue(str(err).startswith("fasa.predict (fasa_attention): FASA_ERR_BAD_STRIDE"))
         self.assertEqual(err.status, fasa.Status.ERR_BAD_STRIDE)
         self.assertIn("k: detail", str(err))
 
@@ -109,9 +113,15 @@ class TestBasics(unittest.TestCase):
         ctx.close()  # idempotent
 
     def test_context_threads_clamped(self):
-        # clamped to the CPUs online (1 without OpenMP)
-        n = fasa.Context(threads=3).threads
-        self.assertTrue(1 <= n <= min(3, os.cpu_count() or 1), n)
+        # the stated rule: at most the CPUs this process may run on, with a warning
+        cpus = fasa.available_cpus()
+        with self.assertWarnsRegex(RuntimeWarning, "clamped to %d" % cpus):
+            ctx = fasa.Context(threads=cpus + 1000)
+        self.assertLessEqual(ctx.threads, cpus)
+        self.assertIn(fasa.Context(threads=1).threads, (1,))
+        for bad in (-1, 1.5, "2", True):
+            with self.assertRaises((ValueError, TypeError)):
+                fasa.Context(threads=bad)
 
     def test_default_context_per_thread(self):
         from fasa import context

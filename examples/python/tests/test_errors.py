@@ -13,6 +13,7 @@ class TestErrors(unittest.TestCase):
     def setUp(self):
         rng = np.random.default_rng(5)
         self.prof, _ = random_profile(rng, 2, 4, 2, 16, 4)
+        self.L = self.prof.pair_layout
         self.q = ref.int_data(rng, (1, 4, 16))
         self.k = ref.int_data(rng, (20, 2, 16))
         self.v = ref.int_data(rng, (20, 2, 16))
@@ -29,21 +30,25 @@ class TestErrors(unittest.TestCase):
     def test_budget(self):
         for budget in (0, -3, float("nan"), float("inf")):
             err = self.expect("FASA_ERR_BAD_BUDGET", fasa.predict, self.prof, 1, self.q, self.k,
-                              budget)
-            self.assertEqual(err.function, "fasa_predict")
+                              budget, layout=self.L)
+            self.assertEqual(err.function, "fasa.predict")
+            self.assertEqual(err.c_function, "fasa_attention")
 
     def test_message_from_context(self):
         ctx = fasa.Context()
         err = self.expect("FASA_ERR_BAD_BUDGET", fasa.predict, self.prof, 1, self.q, self.k, -1,
-                          ctx=ctx)
-        self.assertEqual(err.message, ctx.last_error)
+                          ctx=ctx, layout=self.L)
+        # the C text is "fasa_attention: budget ...": FasaError keeps the detail
+        self.assertEqual("fasa_attention: " + err.message, ctx.last_error)
         self.assertNotEqual(err.message, fasa.status_string(err.status))
 
     def test_shapes_and_profile(self):
-        self.expect("FASA_ERR_PROFILE_MISMATCH", fasa.predict, self.prof, 2, self.q, self.k, 4)
+        self.expect("FASA_ERR_PROFILE_MISMATCH", fasa.predict, self.prof, 2, self.q, self.k, 4,
+                    layout=self.L)
         q8 = np.zeros((1, 4, 8), np.float32)
         k8 = np.zeros((20, 2, 8), np.float32)
-        self.expect("FASA_ERR_PROFILE_MISMATCH", fasa.predict, self.prof, 1, q8, k8, 4)
+        self.expect("FASA_ERR_PROFILE_MISMATCH", fasa.predict, self.prof, 1, q8, k8, 4,
+                    layout=self.L)
         with self.assertRaises(fasa.FasaError) as cm:
             fasa.attend_dense(self.q, self.k[:, :, :8], self.v)
         self.assertEqual(cm.exception.name, "FASA_ERR_BAD_SHAPE")
@@ -54,7 +59,7 @@ class TestErrors(unittest.TestCase):
     def test_nonfinite_query(self):
         q = self.q.copy()
         q[0, 1, 3] = np.nan
-        self.expect("FASA_ERR_NONFINITE", fasa.predict, self.prof, 1, q, self.k, 4)
+        self.expect("FASA_ERR_NONFINITE", fasa.predict, self.prof, 1, q, self.k, 4, layout=self.L)
 
     def test_bad_index(self):
         idx = np.zeros((1, 4, 3), np.uint32)
@@ -66,7 +71,7 @@ class TestErrors(unittest.TestCase):
 
     def test_overlapping_rows(self):
         k = np.broadcast_to(self.k[:1], self.k.shape)  # token stride 0
-        self.expect("FASA_ERR_BAD_STRIDE", fasa.predict, self.prof, 1, self.q, k, 4)
+        self.expect("FASA_ERR_BAD_STRIDE", fasa.predict, self.prof, 1, self.q, k, 4, layout=self.L)
 
     def test_aliasing_output(self):
         buf = np.zeros((1, 4, 16), np.float32)
@@ -78,21 +83,22 @@ class TestErrors(unittest.TestCase):
         self.assertEqual(cache.tokens, 0)
         cache.append(self.k[:10])
         self.expect("FASA_ERR_PROFILE_MISMATCH", fasa.predict_cached, self.prof, 0, self.q,
-                    cache, 4)
+                    cache, 4, layout=self.L)
 
     def test_bad_profile_inputs(self):
         with self.assertRaises(fasa.FasaError) as cm:
-            fasa.Profile.from_fcs(np.array([[[0, 9]]]), 1, 16)  # FC 9 >= d/2
+            fasa.Profile.from_fcs(np.array([[[0, 9]]]), 1, 16, fasa.PAIRS_HALF)  # FC 9 >= 8
         self.assertIn(cm.exception.name, ("FASA_ERR_BAD_INDEX", "FASA_ERR_INVALID_ARGUMENT"))
         with self.assertRaises(fasa.FasaError) as cm:
-            fasa.Profile.from_fcs(np.array([[[0, 1]]]), 3, 16)  # Hkv does not divide Hq
+            # Hkv does not divide Hq
+            fasa.Profile.from_fcs(np.array([[[0, 1]]]), 3, 16, fasa.PAIRS_HALF)
         self.assertIn(cm.exception.name, ("FASA_ERR_BAD_SHAPE", "FASA_ERR_INVALID_ARGUMENT"))
         with self.assertRaises(fasa.FasaError):
             self.prof.fcs(0, 99)
 
     def test_value_errors_before_c(self):
         with self.assertRaises(ValueError):
-            fasa.predict(self.prof, 1, self.q, self.k[::-1], 4)
+            fasa.predict(self.prof, 1, self.q, self.k[::-1], 4, layout=self.L)
         with self.assertRaises(ValueError):
             fasa.attend_dense(self.q, self.k, self.v, out=np.zeros((1, 4, 8), np.float32))
 

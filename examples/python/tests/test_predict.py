@@ -17,13 +17,24 @@ def random_profile(rng, n_layers, hq, hkv, d, n_fc, layout=fasa.PAIRS_INTERLEAVE
 
 
 @contextlib.contextmanager
-def spy(name):
-    """Record the arguments libfasa's `name` receives (still calling it)."""
+def spy(name="fasa_attention"):
+    """Record what libfasa's `name` receives (still calling it). For
+    fasa_attention each record is a snapshot taken at the call: the
+    descriptor's fields and copies of its q/k/v/out views (the binding
+    reuses its structs between calls)."""
     real = getattr(clib, name)
     calls = []
 
     def wrapper(*args):
-        calls.append(args)
+        if name == "fasa_attention":
+            desc = args[1]._obj
+            snap = {f: getattr(desc, f) for f, _ in type(desc)._fields_}
+            for f in ("q", "k", "v", "out"):
+                p = getattr(desc, f)
+                snap[f] = type(p.contents).from_buffer_copy(p.contents) if p else None
+            calls.append(snap)
+        else:
+            calls.append(args)
         return real(*args)
 
     setattr(clib, name, wrapper)
@@ -43,7 +54,8 @@ class TestPredict(unittest.TestCase):
         kf = k if kf is None else kf
         sets = prof.fc_sets(layer, mode)
         want_scores, want_sel = ref.tip(qf, kf, sets, mode, prof.shape.pair_layout, budget)
-        got = fasa.predict(prof, layer, q, k, budget, mode=mode, scores=True, dtype=dtype)
+        got = fasa.predict(prof, layer, q, k, budget, mode=mode, scores=True, dtype=dtype,
+                           layout=prof.pair_layout)
         n_sets = q.shape[1] if mode == fasa.PER_HEAD else k.shape[1]
         self.assertEqual(got.counts.shape, (q.shape[0], n_sets))
         self.assertEqual(got.index_stride, fasa.max_selected(budget, k.shape[0]))
@@ -108,12 +120,13 @@ class TestPredict(unittest.TestCase):
         k = cache[:45, 1:3, :16]
         k[...] = ref.int_data(self.rng, k.shape)
         q = ref.int_data(self.rng, (1, 4, 16))
-        with spy("fasa_predict") as calls:
-            strided = fasa.predict(prof, 0, q, k, 11, scores=True)
-        kview = calls[0][5]._obj
+        with spy() as calls:
+            strided = fasa.predict(prof, 0, q, k, 11, scores=True, layout=prof.pair_layout)
+        kview = calls[0]["k"]
         self.assertEqual(kview.data, k.ctypes.data)  # the caller's memory, not a copy
         self.assertEqual((kview.token_stride, kview.head_stride), (72, 24))
-        dense = fasa.predict(prof, 0, q, np.ascontiguousarray(k), 11, scores=True)
+        dense = fasa.predict(prof, 0, q, np.ascontiguousarray(k), 11, scores=True,
+                             layout=prof.pair_layout)
         np.testing.assert_array_equal(strided.indices, dense.indices)
         np.testing.assert_array_equal(strided.counts, dense.counts)
         np.testing.assert_array_equal(strided.scores, dense.scores)
@@ -129,10 +142,10 @@ class TestPredict(unittest.TestCase):
         prof, _ = random_profile(self.rng, 1, 2, 1, 8, 2)
         q = ref.int_data(self.rng, (1, 2, 8))
         k = ref.int_data(self.rng, (10, 1, 8))
-        with spy("fasa_predict") as calls:
-            got = fasa.predict(prof, 0, q, k, 3)
+        with spy() as calls:
+            got = fasa.predict(prof, 0, q, k, 3, layout=prof.pair_layout)
         self.assertIsNone(got.scores)
-        self.assertIsNone(calls[0][10])  # NULL scores pointer
+        self.assertIsNone(calls[0]["scores"])  # NULL scores pointer
 
 
 if __name__ == "__main__":

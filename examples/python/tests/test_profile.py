@@ -53,7 +53,7 @@ class TestProfile(unittest.TestCase):
         self.assertEqual(cm.exception.name, "FASA_ERR_BAD_STATE")
 
     def test_clone_is_independent(self):
-        prof = fasa.Profile.from_fcs(np.array([[[0, 1]], [[2, 3]]]), 1, 8)
+        prof = fasa.Profile.from_fcs(np.array([[[0, 1]], [[2, 3]]]), 1, 8, fasa.PAIRS_INTERLEAVED)
         twin = prof.clone()
         twin.set_dense(1)
         self.assertEqual(prof.dense_layers, [0])
@@ -134,7 +134,8 @@ class TestProfile(unittest.TestCase):
         self._same(prof, fasa.Profile.from_bytes(data))
 
     def test_round_trip_python_file_to_c(self):
-        prof = fasa.Profile.from_fcs(np.array([[[0, 3], [1, 2]], [[2, 3], [0, 1]]]), 1, 8)
+        prof = fasa.Profile.from_fcs(np.array([[[0, 3], [1, 2]], [[2, 3], [0, 1]]]), 1, 8,
+                                     fasa.PAIRS_INTERLEAVED)
         data = prof.to_bytes()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "py.fasa")
@@ -194,7 +195,7 @@ class TestProfile(unittest.TestCase):
         self.assertEqual(prof.to_bytes(), data)  # the C writer gives the same bytes back
 
     def test_bad_files(self):
-        prof = fasa.Profile.from_fcs(np.array([[[0, 3]]]), 1, 8)
+        prof = fasa.Profile.from_fcs(np.array([[[0, 3]]]), 1, 8, fasa.PAIRS_INTERLEAVED)
         data = bytearray(prof.to_bytes())
         names = set()
         for cut in (0, 4, len(data) // 2, len(data) - 1):

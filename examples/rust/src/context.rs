@@ -76,8 +76,11 @@ impl Context {
         Context::with_options(1, ffi::FASA_CPU_AUTO)
     }
 
-    /// `threads` > 1 needs an OpenMP build (else clamped to 1); `cpu_level`
-    /// caps the kernels (ffi::FASA_CPU_*).
+    /// `threads`: OpenMP threads per call; 0 = `FASA_NUM_THREADS` from the
+    /// environment, else 1. Clamped by libfasa to the CPUs online (and to 1
+    /// in a build without OpenMP): `threads()` tells the count in effect.
+    /// Negative counts are `FASA_ERR_INVALID_ARGUMENT`. `cpu_level` caps the
+    /// kernels (ffi::FASA_CPU_*).
     pub fn with_options(threads: i32, cpu_level: i32) -> Result<Context> {
         let mut opts = ffi::fasa_ctx_options { struct_size: 0, n_threads: 0, cpu_level: 0 };
         unsafe { ffi::fasa_ctx_options_default(&mut opts) };
@@ -105,6 +108,14 @@ impl Context {
 
     fn status(&self, status: ffi::fasa_status) -> Result<()> {
         check_with(status, || self.last_error())
+    }
+
+    pub(crate) fn status_of(&self, status: ffi::fasa_status) -> Result<()> {
+        self.status(status)
+    }
+
+    pub(crate) fn workspace_ptr(&mut self, bytes: usize) -> (*mut c_void, usize) {
+        self.workspace(bytes)
     }
 
     /// 64-byte aligned scratch of at least `bytes`, reused between calls.

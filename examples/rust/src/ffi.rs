@@ -1,4 +1,4 @@
-//! Raw declarations of include/fasa.h (0.1.0), one to one. C enums passed
+//! Raw declarations of include/fasa.h (0.1.0, with the descriptor API), one to one. C enums passed
 //! by value are `c_int`; enum-typed struct fields are `i32` as in the header.
 #![allow(non_camel_case_types)]
 
@@ -70,7 +70,7 @@ macro_rules! opaque {
         }
     )*};
 }
-opaque!(fasa_ctx, fasa_profile, fasa_calibrator, fasa_label_cache);
+opaque!(fasa_ctx, fasa_profile, fasa_calibrator, fasa_label_cache, fasa_plan);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -146,6 +146,87 @@ pub struct fasa_calib_step {
     pub layer: usize,
     pub q: *const fasa_view,
     pub k: *const fasa_view,
+}
+
+pub const FASA_VISIBLE_CAUSAL: i32 = 0;
+pub const FASA_VISIBLE_RANGES: i32 = 1;
+pub const FASA_VISIBLE_MASK: i32 = 2;
+
+pub const FASA_OP_DENSE: i32 = 0;
+pub const FASA_OP_SPARSE: i32 = 1;
+pub const FASA_OP_PREDICT: i32 = 2;
+pub const FASA_OP_FASA: i32 = 3;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct fasa_visibility {
+    pub struct_size: usize,
+    pub kind: i32,
+    pub mask_dtype: i32,
+    pub ranges: *const u32,
+    pub range_first: *const u32,
+    pub mask: *const c_void,
+    pub mask_stride: usize,
+    pub mask_cells: usize,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct fasa_attn_params {
+    pub struct_size: usize,
+    pub scale: f32,
+    pub softcap: f32,
+    pub sinks: *const f32,
+    pub alibi_slopes: *const f32,
+    pub window: u32,
+    pub reserved: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct fasa_attention_desc {
+    pub struct_size: usize,
+    pub op: i32,
+    pub mode: i32,
+    pub q: *const fasa_view,
+    pub k: *const fasa_view,
+    pub v: *const fasa_view,
+    pub out: *const fasa_view,
+    pub lse: *mut f32,
+    pub visibility: *const fasa_visibility,
+    pub params: *const fasa_attn_params,
+    pub profile: *const fasa_profile,
+    pub layer: usize,
+    pub label_cache: *mut fasa_label_cache,
+    pub budget: f64,
+    pub budgets: *const f32,
+    pub indices: *mut u32,
+    pub index_stride: usize,
+    pub counts: *mut u32,
+    pub scores: *mut f32,
+    pub select_hints: *mut f32,
+    pub n_threads: i32,
+    pub reserved: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct fasa_attention_data {
+    pub struct_size: usize,
+    pub q: *const c_void,
+    pub k: *const c_void,
+    pub v: *const c_void,
+    pub out: *mut c_void,
+    pub lse: *mut f32,
+    pub mask: *const c_void,
+    pub ranges: *const u32,
+    pub range_first: *const u32,
+    pub budgets: *const f32,
+    pub indices: *mut u32,
+    pub counts: *mut u32,
+    pub scores: *mut f32,
+    pub label_cache: *mut fasa_label_cache,
+    pub select_hints: *mut f32,
 }
 
 extern "C" {
@@ -231,7 +312,7 @@ extern "C" {
 
     pub fn fasa_predict_max_selected(budget: f64, t: usize, max_selected: *mut usize)
         -> fasa_status;
-    pub fn fasa_predict_workspace_size(ctx: *const fasa_ctx, profile: *const fasa_profile,
+    pub fn fasa_predict_workspace_size(ctx: *mut fasa_ctx, profile: *const fasa_profile,
                                        q: *const fasa_view, t: usize, mode: c_int,
                                        bytes: *mut usize) -> fasa_status;
     pub fn fasa_predict(ctx: *mut fasa_ctx, profile: *const fasa_profile, layer: usize,
@@ -245,14 +326,14 @@ extern "C" {
                                counts: *mut u32, scores: *mut f32, workspace: *mut c_void,
                                workspace_size: usize) -> fasa_status;
 
-    pub fn fasa_attend_workspace_size(ctx: *const fasa_ctx, q: *const fasa_view,
+    pub fn fasa_attend_workspace_size(ctx: *mut fasa_ctx, q: *const fasa_view,
                                       k: *const fasa_view, v: *const fasa_view, mode: c_int,
                                       index_stride: usize, bytes: *mut usize) -> fasa_status;
     pub fn fasa_attend(ctx: *mut fasa_ctx, mode: c_int, q: *const fasa_view, k: *const fasa_view,
                        v: *const fasa_view, indices: *const u32, index_stride: usize,
                        counts: *const u32, scale: f32, out: *const fasa_view, lse: *mut f32,
                        workspace: *mut c_void, workspace_size: usize) -> fasa_status;
-    pub fn fasa_attend_dense_workspace_size(ctx: *const fasa_ctx, q: *const fasa_view,
+    pub fn fasa_attend_dense_workspace_size(ctx: *mut fasa_ctx, q: *const fasa_view,
                                             k: *const fasa_view, v: *const fasa_view,
                                             bytes: *mut usize) -> fasa_status;
     pub fn fasa_attend_dense(ctx: *mut fasa_ctx, q: *const fasa_view, k: *const fasa_view,
@@ -260,7 +341,7 @@ extern "C" {
                              lse: *mut f32, workspace: *mut c_void, workspace_size: usize)
         -> fasa_status;
 
-    pub fn fasa_decode_step_workspace_size(ctx: *const fasa_ctx, profile: *const fasa_profile,
+    pub fn fasa_decode_step_workspace_size(ctx: *mut fasa_ctx, profile: *const fasa_profile,
                                            q: *const fasa_view, k: *const fasa_view,
                                            v: *const fasa_view, mode: c_int, budget: f64,
                                            bytes: *mut usize) -> fasa_status;
@@ -269,4 +350,23 @@ extern "C" {
                             v: *const fasa_view, cache: *mut fasa_label_cache, budget: f64,
                             scale: f32, out: *const fasa_view, lse: *mut f32,
                             workspace: *mut c_void, workspace_size: usize) -> fasa_status;
+
+    pub fn fasa_attention_workspace_size(ctx: *mut fasa_ctx, desc: *const fasa_attention_desc,
+                                         bytes: *mut usize) -> fasa_status;
+    pub fn fasa_attention(ctx: *mut fasa_ctx, desc: *const fasa_attention_desc,
+                          workspace: *mut c_void, workspace_size: usize) -> fasa_status;
+    pub fn fasa_plan_size(bytes: *mut usize) -> fasa_status;
+    pub fn fasa_plan_init(ctx: *mut fasa_ctx, desc: *const fasa_attention_desc, mem: *mut c_void,
+                          bytes: usize, out: *mut *mut fasa_plan) -> fasa_status;
+    pub fn fasa_plan_workspace_size(plan: *const fasa_plan, bytes: *mut usize) -> fasa_status;
+    pub fn fasa_plan_phases(plan: *const fasa_plan, n_phases: *mut u32) -> fasa_status;
+    pub fn fasa_execute(ctx: *mut fasa_ctx, plan: *const fasa_plan,
+                        data: *const fasa_attention_data, workspace: *mut c_void,
+                        workspace_size: usize) -> fasa_status;
+    pub fn fasa_execute_check(ctx: *mut fasa_ctx, plan: *const fasa_plan,
+                              data: *const fasa_attention_data, workspace: *mut c_void,
+                              workspace_size: usize) -> fasa_status;
+    pub fn fasa_execute_share(plan: *const fasa_plan, data: *const fasa_attention_data,
+                              workspace: *mut c_void, phase: u32, ith: u32, nth: u32)
+        -> fasa_status;
 }

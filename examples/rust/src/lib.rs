@@ -1,9 +1,46 @@
 //! Rust bindings for libfasa (Frequency-Aware Sparse Attention).
 //!
 //! `ffi` holds the raw declarations of fasa.h; the rest is a safe layer:
-//! views that borrow slices and cannot address memory outside them,
-//! owned handles freed on `Drop`, `Result<_, FasaError>` for every status,
-//! and `Send`/`Sync` only where the C contract allows:
+//! views that borrow slices (`f32`, [`F16`], [`Bf16`]) and cannot address
+//! memory outside them, owned handles freed on `Drop`, `Result<_, FasaError>`
+//! for every status ([`FasaError`] implements `std::error::Error`), and
+//! `Send`/`Sync` only where the C contract allows.
+//!
+//! ```
+//! use fasa::*;
+//!
+//! fn main() -> Result<()> {
+//!     // A profile: the dominant frequency chunks of each head, for a model
+//!     // whose q/k use rotate-half RoPE pairs (Hugging Face Llama).
+//!     let shape = ModelShape { n_layers: 2, n_q_heads: 4, n_kv_heads: 2, head_dim: 16,
+//!                              pair_layout: PairLayout::Half };
+//!     let fcs: Vec<u32> = (0..2 * 4).flat_map(|h| [h % 8, (h + 1) % 8]).collect();
+//!     let profile = Profile::from_fcs(shape, &fcs, 2, None)?;
+//!
+//!     // Two sequences in one token-major KV buffer [2][64 cells][2 heads][16].
+//!     let cells = 64;
+//!     let k: Vec<f32> = (0..2 * cells * 2 * 16).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
+//!     let v = k.clone();
+//!     let q = vec![0.5f32; 2 * 4 * 16]; // one query per sequence
+//!     let lens = [40, 64];              // cells each sequence holds
+//!     let t = cells + lens[1];
+//!     let (ranges, first) = batch_ranges(cells, &lens);
+//!
+//!     let mut ctx = Context::new()?;
+//!     let (qv, kv, vv) = (View::contiguous(&q, 2, 4, 16)?, View::contiguous(&k, t, 2, 16)?,
+//!                         View::contiguous(&v, t, 2, 16)?);
+//!     let mut out = vec![0f32; 2 * 4 * 16];
+//!     let mut ov = ViewMut::contiguous(&mut out, 2, 4, 16)?;
+//!     // Both sequences' decode step in one call: FASA with 8 tokens each.
+//!     let mut call = Attention::new(&qv, &kv, &vv, &mut ov);
+//!     call.visibility = Visibility::Ranges { ranges: &ranges, range_first: &first };
+//!     call.op = Op::Fasa { profile: &profile, layer: 1, mode: GqaMode::PerHead, budget: 8.0,
+//!                          cache: None, budgets: None, select_hints: None };
+//!     ctx.attention(&mut call)?;
+//!     assert!(out.iter().all(|x| x.is_finite()));
+//!     Ok(())
+//! }
+//! ```
 //!
 //! | type        | Send | Sync | why                                              |
 //! |-------------|------|------|--------------------------------------------------|
@@ -11,6 +48,7 @@
 //! | Context     | yes  | no   | one thread at a time per fasa_ctx                |
 //! | LabelCache  | yes  | no   | predict_cached updates it                        |
 //! | Calibrator  | yes  | no   | one thread at a time                             |
+//! | Plan        | yes  | no   | executions take `&mut`; host threads run shares  |
 //!
 //! ```compile_fail
 //! fn need_sync<T: Sync>() {}
@@ -22,12 +60,14 @@
 //! ```
 pub mod ffi;
 
+mod attention;
 mod cache;
 mod context;
 mod error;
 mod profile;
 mod view;
 
+pub use attention::{batch_ranges, Attention, AttnParams, MaskData, Op, Plan, Visibility};
 pub use cache::LabelCache;
 pub use context::{max_selected, Context, Selection};
 pub use error::{status_name, status_string, FasaError, Result};

@@ -391,24 +391,39 @@ fn calib_config_struct_size_is_checked_by_c() {
         struct_size: size_of::<ffi::fasa_model_shape>(), n_layers: 1, n_q_heads: 2, n_kv_heads: 1, head_dim: 8,
         pair_layout: ffi::FASA_PAIRS_HALF, reserved: 0,
     };
-    // A larger struct_size is a newer caller's struct (its tail must be zero,
-    // tested in C where the memory exists); a smaller one is refused.
-    for (delta, want) in [(0isize, ffi::FASA_OK), (-8, ffi::FASA_ERR_INVALID_ARGUMENT)] {
-        let mut cfg = ffi::fasa_calib_config {
-            struct_size: (size_of::<ffi::fasa_calib_config>() as isize + delta) as usize,
-            shape: shape_raw, n_k: 2, ..Default::default()
+    // struct_size is "at least the fields libfasa knows": smaller is an
+    // error; larger is accepted when the bytes past them are zero (a newer
+    // caller's fields this library cannot honour must be unset).
+    #[repr(C)]
+    struct Larger {
+        cfg: ffi::fasa_calib_config,
+        tail: u64,
+    }
+    for (delta, tail, want) in [(0isize, 0u64, ffi::FASA_OK), (-8, 0, ffi::FASA_ERR_INVALID_ARGUMENT),
+                                (8, 0, ffi::FASA_OK), (8, 1, ffi::FASA_ERR_UNSUPPORTED)] {
+        let mut big = Larger {
+            cfg: ffi::fasa_calib_config {
+                struct_size: (size_of::<ffi::fasa_calib_config>() as isize + delta) as usize,
+                shape: shape_raw, n_k: 2, ..Default::default()
+            },
+            tail,
         };
-        cfg.k_values[..2].copy_from_slice(&[1, 2]);
+        big.cfg.k_values[..2].copy_from_slice(&[1, 2]);
         let mut out = std::ptr::null_mut();
-        let st = unsafe { ffi::fasa_calibrate(&cfg, &step, 1, std::ptr::null(), &mut out) };
-        assert_eq!(st, want, "struct_size delta {delta}");
+        let st = unsafe { ffi::fasa_calibrate(&big.cfg, &step, 1, std::ptr::null(), &mut out) };
+        assert_eq!(st, want, "struct_size delta {delta}, tail {tail}");
         assert_eq!(out.is_null(), want != ffi::FASA_OK);
         unsafe { ffi::fasa_profile_destroy(out) };
     }
-    shape_raw.struct_size -= 8; // an older (smaller) shape is refused
-    let cfg = ffi::fasa_calib_config { struct_size: size_of::<ffi::fasa_calib_config>(), shape: shape_raw,
-                                       ..Default::default() };
-    let mut out = std::ptr::null_mut();
-    assert_eq!(unsafe { ffi::fasa_calibrate(&cfg, &step, 1, std::ptr::null(), &mut out) },
-               ffi::FASA_ERR_INVALID_ARGUMENT);
+    // A nested shape claiming 8 more bytes: they are the config's next field
+    // (n_k), accepted while zero, refused when set.
+    shape_raw.struct_size += 8;
+    for (n_k, want) in [(0usize, ffi::FASA_OK), (2, ffi::FASA_ERR_UNSUPPORTED)] {
+        let mut cfg = ffi::fasa_calib_config { struct_size: size_of::<ffi::fasa_calib_config>(), shape: shape_raw,
+                                               n_k, ..Default::default() };
+        cfg.k_values[..2].copy_from_slice(&[1, 2]);
+        let mut out = std::ptr::null_mut();
+        assert_eq!(unsafe { ffi::fasa_calibrate(&cfg, &step, 1, std::ptr::null(), &mut out) }, want, "n_k {n_k}");
+        unsafe { ffi::fasa_profile_destroy(out) };
+    }
 }
