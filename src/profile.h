@@ -58,4 +58,13 @@ fasa_status fasa__shape_check(fasa_ctx *ctx, const fasa_model_shape *shape);
 fasa_status fasa__profile_alloc(fasa_ctx *ctx, const fasa_model_shape *shape, size_t n_k,
                                 int with_agreement, size_t max_fc, fasa_profile **out);
 
+/* Shared by profile.c and profile_select.c: free / allocate the four set
+ * arrays (rows of max_fc entries, zero-filled so padding is deterministic,
+ * which the file format relies on; 0 on allocation failure), and a
+ * qsort comparator of uint32_t. */
+void fasa__profile_free_sets(fasa_profile *p);
+int fasa__profile_alloc_sets(const fasa_model_shape *s, size_t max_fc, uint32_t **fc_count,
+                             uint32_t **fcs, uint32_t **gcount, uint32_t **gfcs);
+int fasa__cmp_u32(const void *a, const void *b);
+
 #endif
