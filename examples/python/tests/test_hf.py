@@ -131,7 +131,11 @@ class TestHF(unittest.TestCase):
         with torch.no_grad():
             with spy() as calls:
                 both = run(toks)
-            self.assertEqual(len(calls), 8 * 11)  # 8 layers x (prefill + 10 steps)
+            # 8 layers x (prefill + 10 steps), one call each for both rows (a
+            # call per row would be twice as many); a call that meets a
+            # workspace too small for it is retried once after growing it
+            self.assertGreaterEqual(len(calls), 8 * 11)
+            self.assertLess(len(calls), 8 * 11 + 8 + 1)
             for b in range(2):
                 alone = run(toks[b:b + 1])
                 np.testing.assert_allclose(both[b].numpy(), alone[0].numpy(), atol=1e-4)
